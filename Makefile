@@ -1,0 +1,56 @@
+# Two commands do everything on a fresh machine: `make book` and `make test`.
+# Both create .venv from requirements.txt on first use, and re-install only
+# when requirements.txt or pyproject.toml change.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BOOK_FLAGS := -W -n --keep-going
+# Keep torch to one thread: faster for 64-unit MLPs, and fair to env stepping.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: book test lint unit nbval book-quick notebooks benchmark clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[setup] installing requirements into $(VENV) (about a minute the first time)"
+	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | sed "/is ignored/d"
+	$(BIN)/python -m pip install --quiet -e . 2>&1 | sed "/is ignored/d"
+	$(BIN)/python -m pip check
+	$(BIN)/python -c "import torch, gymnasium, ppo_helpers; print('[setup] torch', torch.__version__, 'gymnasium', gymnasium.__version__)"
+	@touch $(STAMP)
+
+## make book: execute every notebook at full budget and render _build/html
+book: $(STAMP)
+	@echo "[book] executing every notebook at full budget (a few minutes per chapter)"
+	env -u PPO_BOOK_QUICK $(BIN)/jupyter-book build . $(BOOK_FLAGS)
+	@echo "[book] open _build/html/index.html"
+
+## make test: lint, unit tests, nbval on every notebook (quick), quick book build
+test: lint unit nbval book-quick
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: $(STAMP)
+	$(BIN)/pytest tests
+
+nbval: $(STAMP)
+	PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks -p no:cacheprovider
+
+book-quick: $(STAMP)
+	PPO_BOOK_QUICK=1 $(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output _build/quick
+
+## make notebooks: re-run every notebook at full budget and store the outputs
+notebooks: $(STAMP)
+	env -u PPO_BOOK_QUICK $(BIN)/jupyter-execute --inplace --timeout=1800 notebooks/*.ipynb
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/lunarlander.py
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,113 @@
+"""The PPO paper's objectives and diagnostics as pure functions.
+
+Per-sample terms keep the batch shape (B,); the caller takes ``.mean()``. That
+way the same function draws the paper's Figure 1 (one timestep) and builds a
+loss (a batch). Derived in chapters 1 (ratio, L^CPI), 3 (KL penalty, adaptive
+beta) and 4 (L^CLIP); the value and entropy terms in chapter 5.
+
+==========  =====  ===============================================================
+Symbol      Shape  Description
+==========  =====  ===============================================================
+``ratio``   (B,)   r_t(theta) = pi_theta(a_t|s_t) / pi_old(a_t|s_t)
+``adv``     (B,)   advantage estimate A_t
+``kl``      (B,)   KL(pi_old(.|s_t) || pi_theta(.|s_t)) per state
+``beta``    ()     KL penalty coefficient, > 0
+``d_targ``  ()     target KL per update for the adaptive-beta rule, > 0
+==========  =====  ===============================================================
+"""
+
+import torch
+
+from ppo_helpers.checks import check_range
+
+
+def ratio(logp_new: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:
+    """r_t(theta) = exp(log pi_theta - log pi_old), shape of the inputs."""
+    return torch.exp(logp_new - logp_old)
+
+
+def surrogate(ratio: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    """Per-sample L^CPI_t = r_t(theta) * A_t (eq. ``surrogate``, chapter 1)."""
+    return ratio * adv
+
+
+def categorical_kl(logits_old: torch.Tensor, logits_new: torch.Tensor) -> torch.Tensor:
+    """Exact KL(pi_old || pi_new) = sum_a p_old(a) (log p_old(a) - log p_new(a)).
+
+    ``logits_*`` are (B, K) unnormalised log-probabilities; the result is (B,).
+    Exact, not sampled: the sum runs over all K actions.
+    """
+    logp_old = torch.log_softmax(logits_old, dim=-1)
+    logp_new = torch.log_softmax(logits_new, dim=-1)
+    return (logp_old.exp() * (logp_old - logp_new)).sum(-1)
+
+
+def kl_penalty_objective(
+    ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """Per-sample L^KLPEN_t = r_t A_t - beta KL_t (eq. ``kl-penalty``, chapter 3)."""
+    check_range("beta", beta, 0)
+    return ratio * adv - beta * kl
+
+
+def adaptive_beta(beta: float, kl: float, d_targ: float) -> float:
+    """The PPO paper's rule for the next beta from the measured mean KL (chapter 3).
+
+    If ``kl < d_targ / 1.5`` halve beta; if ``kl > 1.5 * d_targ`` double it;
+    otherwise keep it.
+    """
+    check_range("beta", beta, 0, low_inclusive=False)
+    check_range("d_targ", d_targ, 0, low_inclusive=False)
+    if kl < d_targ / 1.5:
+        return beta / 2
+    if kl > d_targ * 1.5:
+        return beta * 2
+    return beta
+
+
+def clipped_surrogate(
+    ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float
+) -> torch.Tensor:
+    """Per-sample L^CLIP_t = min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t) (chapter 4).
+
+    ``clip_coef`` is epsilon, in (0, 1); the paper uses 0.2.
+    """
+    check_range("clip_coef", clip_coef, 0, 1, low_inclusive=False, high_inclusive=False)
+    clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    return torch.min(ratio * adv, clipped * adv)
+
+
+def value_loss(
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor | None = None,
+    clip_coef: float | None = None,
+) -> torch.Tensor:
+    """Scalar 0.5 * mean((V(s) - R)^2), optionally clipped around ``old_values``.
+
+    With ``clip_coef`` the new value may move at most ``clip_coef`` from the
+    value at collection time before the loss stops rewarding it, and the larger
+    of the clipped and unclipped errors is used (chapter 5).
+    """
+    error = (values - returns) ** 2
+    if clip_coef is not None:
+        check_range("clip_coef", clip_coef, 0, low_inclusive=False)
+        if old_values is None:
+            raise ValueError("value clipping needs old_values")
+        clipped = old_values + torch.clamp(values - old_values, -clip_coef, clip_coef)
+        error = torch.max(error, (clipped - returns) ** 2)
+    return 0.5 * error.mean()
+
+
+def approx_kl(logratio: torch.Tensor) -> torch.Tensor:
+    """Scalar estimate of KL(pi_old || pi_theta) from sampled actions only.
+
+    ``mean((r - 1) - log r)`` with ``logratio = log r``: unbiased and never
+    negative, unlike ``mean(-log r)`` (Schulman's "k3" estimator).
+    """
+    return ((logratio.exp() - 1) - logratio).mean()
+
+
+def clip_fraction(ratio: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """Scalar fraction of samples whose ratio lies outside [1-eps, 1+eps]."""
+    return ((ratio - 1).abs() > clip_coef).float().mean()

@@ -1,0 +1,135 @@
+"""Collect fixed-length rollouts from a vector env (chapter 1; truncation in 5).
+
+Time-major shapes throughout: ``T`` steps by ``N`` envs.
+"""
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ppo_helpers.envs import make_vector_env
+from ppo_helpers.networks import ActorCritic
+
+
+@dataclass
+class RolloutBatch:
+    """What one rollout of ``T`` steps from ``N`` envs produced.
+
+    ================  =========  ==================================================
+    Field             Shape      Description
+    ================  =========  ==================================================
+    ``obs``           (T, N, D)  s_t, the observation the action was chosen in
+    ``actions``       (T, N)     a_t ~ pi_old(.|s_t), int64
+    ``logprobs``      (T, N)     log pi_old(a_t|s_t)
+    ``values``        (T, N)     V(s_t) under the critic at collection time
+    ``rewards``       (T, N)     r_t as the env returned it (unscaled)
+    ``terminated``    (T, N)     the episode reached a true end at step t: V = 0
+    ``truncated``     (T, N)     a time limit cut it at step t: bootstrap
+    ``final_values``  (T, N)     V(s_{t+1}) of the true last observation where
+                                 ``truncated``, 0 elsewhere
+    ``last_values``   (N,)       V(s_T) of the observation after the last step
+    ================  =========  ==================================================
+    """
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_values: torch.Tensor
+    last_values: torch.Tensor
+
+    @property
+    def episode_ends(self) -> torch.Tensor:
+        """(T, N) bool: an episode ended at step t, for either reason."""
+        return self.terminated | self.truncated
+
+
+@torch.inference_mode()
+def collect(
+    envs: gym.vector.VectorEnv, agent: ActorCritic, obs: np.ndarray, num_steps: int
+) -> tuple[RolloutBatch, np.ndarray, list[tuple[float, int]]]:
+    """Run ``agent`` for ``num_steps`` steps in every env of ``envs``.
+
+    ``obs`` (N, D) is where the previous rollout stopped (or ``envs.reset``).
+    Returns the batch, the observation to continue from, and the
+    ``(return, length)`` of every episode that finished, in order. ``envs`` must
+    autoreset in ``SAME_STEP`` mode (``envs.make_vector_env`` does) so that the
+    true last observation of a truncated episode is in ``info["final_obs"]``.
+    """
+    num_envs = envs.num_envs
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    shape = (num_steps, num_envs)
+    batch = RolloutBatch(
+        obs=torch.zeros((*shape, obs_t.shape[-1])),
+        actions=torch.zeros(shape, dtype=torch.long),
+        logprobs=torch.zeros(shape),
+        values=torch.zeros(shape),
+        rewards=torch.zeros(shape),
+        terminated=torch.zeros(shape, dtype=torch.bool),
+        truncated=torch.zeros(shape, dtype=torch.bool),
+        final_values=torch.zeros(shape),
+        last_values=torch.zeros(num_envs),
+    )
+    episodes: list[tuple[float, int]] = []
+    for t in range(num_steps):
+        action, logprob = agent.act(obs_t)
+        batch.obs[t] = obs_t
+        batch.actions[t] = action
+        batch.logprobs[t] = logprob
+        batch.values[t] = agent.value(obs_t)
+        obs, reward, terminated, truncated, info = envs.step(action.numpy())
+        batch.rewards[t] = torch.from_numpy(reward)
+        batch.terminated[t] = torch.from_numpy(terminated)
+        batch.truncated[t] = torch.from_numpy(truncated)
+        if truncated.any():
+            cut = np.flatnonzero(truncated)
+            final_obs = np.stack(info["final_obs"][cut]).astype(np.float32)
+            batch.final_values[t, cut] = agent.value(torch.from_numpy(final_obs))
+        if "episode" in info:
+            for i in np.flatnonzero(info["_episode"]):
+                episodes.append(
+                    (float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
+                )
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    batch.last_values = agent.value(obs_t)
+    return batch, obs, episodes
+
+
+@torch.inference_mode()
+def evaluate(
+    agent: ActorCritic,
+    env_id: str,
+    num_episodes: int = 100,
+    seed: int = 10_000,
+    deterministic: bool = True,
+    num_envs: int = 10,
+) -> np.ndarray:
+    """Returns of ``num_episodes`` full episodes, shape (num_episodes,).
+
+    ``deterministic`` takes the most likely action (argmax of the logits) instead
+    of sampling. Each of ``num_envs`` envs plays a fixed quota of episodes, so
+    short episodes are not over-represented. A seed far from training seeds
+    keeps the evaluation episodes unseen.
+    """
+    num_envs = max(1, min(num_envs, num_episodes))
+    quota = [
+        num_episodes // num_envs + (i < num_episodes % num_envs)
+        for i in range(num_envs)
+    ]
+    returns: list[list[float]] = [[] for _ in range(num_envs)]
+    envs = make_vector_env(env_id, num_envs)
+    obs, _ = envs.reset(seed=seed)
+    while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
+        dist = agent.dist(torch.as_tensor(obs, dtype=torch.float32))
+        action = dist.probs.argmax(-1) if deterministic else dist.sample()
+        obs, _, _, _, info = envs.step(action.numpy())
+        for i in np.flatnonzero(info.get("_episode", [])):
+            if len(returns[i]) < quota[i]:
+                returns[i].append(float(info["episode"]["r"][i]))
+    envs.close()
+    return np.array([r for env_returns in returns for r in env_returns])

@@ -1,0 +1,61 @@
+"""Reward scaling by a running standard deviation of the discounted return.
+
+LunarLander's rewards span -100 (crash) to +100 (landing) plus small shaping
+terms. Dividing them by the running std of the discounted return keeps the
+value targets near unit scale without shifting their sign (chapter 5).
+"""
+
+import torch
+
+
+class RewardScaler:
+    """Divides rewards by the running std of ``G_t = gamma * G_{t-1} + r_t`` per env.
+
+    Its state (``state_dict``) goes into checkpoints so that a resumed run
+    scales rewards exactly as the uninterrupted one would.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8):
+        self.gamma = gamma
+        self.eps = eps
+        self.discounted = torch.zeros(num_envs, dtype=torch.float64)
+        self.count = 0
+        self.mean = 0.0
+        self.var = 1.0
+
+    def scale(self, rewards: torch.Tensor, episode_ends: torch.Tensor) -> torch.Tensor:
+        """Scaled copy of ``rewards`` (T, N); ``episode_ends`` (T, N) resets G."""
+        returns = torch.zeros_like(rewards, dtype=torch.float64)
+        for t in range(rewards.shape[0]):
+            self.discounted = self.gamma * self.discounted + rewards[t]
+            returns[t] = self.discounted
+            self.discounted = self.discounted * (~episode_ends[t])
+        self._update(returns.flatten())
+        return rewards / (self.var**0.5 + self.eps)
+
+    def _update(self, x: torch.Tensor) -> None:
+        """Merge the batch ``x`` into the running mean and variance (Chan et al.)."""
+        n, batch_mean, batch_var = (
+            x.numel(),
+            x.mean().item(),
+            x.var(correction=0).item(),
+        )
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        self.var = (
+            self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        ) / total
+        self.count = total
+
+    def state_dict(self) -> dict:
+        return {
+            "discounted": self.discounted.clone(),
+            "count": self.count,
+            "mean": self.mean,
+            "var": self.var,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.discounted = state["discounted"].clone()
+        self.count, self.mean, self.var = state["count"], state["mean"], state["var"]

@@ -1,0 +1,346 @@
+"""Tests for ppo_helpers.trpo: CG, Fisher-vector product, line search, TRPO step.
+
+The policy is a linear layer from 3 inputs to 4 logits, in float64, on a fixed
+batch of 6 states, so F can be built explicitly (16 x 16) and compared.
+"""
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Categorical, kl_divergence
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from ppo_helpers.trpo import (
+    LineSearchResult,
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_vector_product,
+    flat_grad,
+    natural_gradient_step,
+    trpo_step,
+)
+
+OBS_DIM, N_ACTIONS, BATCH = 3, 4, 6
+N_PARAMS = N_ACTIONS * OBS_DIM + N_ACTIONS
+
+
+class TinyProblem:
+    """A categorical policy at theta_old with a fixed batch, adv and pi_old."""
+
+    def __init__(self, seed: int = 0):
+        gen = torch.Generator().manual_seed(seed)
+        self.policy = nn.Linear(OBS_DIM, N_ACTIONS).double()
+        self.params = list(self.policy.parameters())
+        theta = 0.5 * torch.randn(N_PARAMS, generator=gen, dtype=torch.float64)
+        vector_to_parameters(theta, self.params)
+        self.theta_old = theta.clone()
+        self.obs = torch.randn(BATCH, OBS_DIM, generator=gen, dtype=torch.float64)
+        self.actions = torch.randint(N_ACTIONS, (BATCH,), generator=gen)
+        self.adv = torch.randn(BATCH, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            self.old_logits = self.policy(self.obs)
+        self.pi_old = Categorical(logits=self.old_logits)
+        self.old_log_prob = self.pi_old.log_prob(self.actions)
+
+    def logits_at(self, flat: torch.Tensor) -> torch.Tensor:
+        weight = flat[: N_ACTIONS * OBS_DIM].view(N_ACTIONS, OBS_DIM)
+        return self.obs @ weight.T + flat[N_ACTIONS * OBS_DIM :]
+
+    def kl_at(self, flat: torch.Tensor) -> torch.Tensor:
+        return kl_divergence(self.pi_old, Categorical(logits=self.logits_at(flat)))
+
+    def kl_fn(self) -> torch.Tensor:
+        """Mean KL(pi_old || pi_theta) at the policy's current parameters."""
+        return kl_divergence(
+            self.pi_old, Categorical(logits=self.policy(self.obs))
+        ).mean()
+
+    def surrogate_fn(self) -> torch.Tensor:
+        """L^CPI = mean(ratio * adv) at the policy's current parameters."""
+        log_prob = Categorical(logits=self.policy(self.obs)).log_prob(self.actions)
+        return (torch.exp(log_prob - self.old_log_prob) * self.adv).mean()
+
+    def evaluate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.surrogate_fn(), self.kl_fn()
+
+    def theta(self) -> torch.Tensor:
+        return parameters_to_vector(self.params).detach().clone()
+
+
+def random_spd(n: int, seed: int = 0, eps: float = 0.1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    m = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    return m @ m.T / n + eps * torch.eye(n, dtype=torch.float64)
+
+
+def fisher_as_hessian(problem: TinyProblem) -> torch.Tensor:
+    """F = Hessian of the mean KL at theta_old, shape (P, P)."""
+    mean_kl = lambda flat: problem.kl_at(flat).mean()  # noqa: E731
+    return torch.autograd.functional.hessian(mean_kl, problem.theta_old)
+
+
+def fisher_as_outer_products(problem: TinyProblem) -> torch.Tensor:
+    """F = mean_s sum_a pi(a|s) grad log pi(a|s) grad log pi(a|s)^T, (P, P)."""
+    log_pi = lambda flat: torch.log_softmax(problem.logits_at(flat), -1)  # noqa: E731
+    jac = torch.autograd.functional.jacobian(log_pi, problem.theta_old)  # (B, K, P)
+    probs = problem.pi_old.probs  # (B, K)
+    return torch.einsum("bk,bkp,bkq->pq", probs, jac, jac) / BATCH
+
+
+# Conjugate gradient
+
+
+def test_cg_default_iterations_solve_a_well_conditioned_spd_system():
+    a = random_spd(20, eps=1.0)  # condition number about 5
+    b = torch.randn(20, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b)  # 10 iterations
+    torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-4, atol=1e-4)
+
+
+def test_cg_with_n_iterations_on_n_dim_system_is_exact():
+    a = random_spd(20, seed=2, eps=0.1)  # condition number about 30
+    b = torch.randn(20, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=20, residual_tol=0.0)
+    torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-9, atol=1e-9)
+
+
+def test_cg_one_iteration_is_the_steepest_descent_point():
+    a = random_spd(8, seed=4)
+    b = torch.randn(8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=1)
+    torch.testing.assert_close(x, (b @ b) / (b @ a @ b) * b)
+
+
+def test_cg_of_zero_rhs_is_zero_without_any_product():
+    calls = []
+    x = conjugate_gradient(lambda v: calls.append(v) or v, torch.zeros(5), iters=5)
+    assert torch.equal(x, torch.zeros(5))
+    assert calls == []
+
+
+# Fisher-vector product
+
+
+def test_two_explicit_fisher_matrices_agree():
+    problem = TinyProblem()
+    torch.testing.assert_close(
+        fisher_as_hessian(problem), fisher_as_outer_products(problem)
+    )
+
+
+@pytest.mark.parametrize("damping", [0.0, 0.1])
+def test_fisher_vector_product_equals_explicit_fisher_times_v(damping):
+    problem = TinyProblem()
+    fisher = fisher_as_hessian(problem)
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(3):
+        v = torch.randn(N_PARAMS, generator=gen, dtype=torch.float64)
+        fvp = fisher_vector_product(problem.kl_fn, problem.params, v, damping)
+        torch.testing.assert_close(fvp, fisher @ v + damping * v)
+    assert torch.equal(problem.theta(), problem.theta_old)
+
+
+def test_flat_grad_concatenates_parameter_gradients_in_order():
+    problem = TinyProblem()
+    surrogate = problem.surrogate_fn()
+    expected = torch.autograd.functional.jacobian(
+        lambda flat: (
+            torch.exp(
+                Categorical(logits=problem.logits_at(flat)).log_prob(problem.actions)
+                - problem.old_log_prob
+            )
+            * problem.adv
+        ).mean(),
+        problem.theta_old,
+    )
+    torch.testing.assert_close(flat_grad(surrogate, problem.params), expected)
+
+
+# Natural-gradient step
+
+
+def _natural_step(problem: TinyProblem, max_kl: float, damping: float):
+    return natural_gradient_step(
+        problem.params,
+        problem.surrogate_fn,
+        problem.kl_fn,
+        max_kl,
+        damping=damping,
+        cg_iters=N_PARAMS,
+    )
+
+
+@pytest.mark.parametrize("max_kl", [1e-4, 1e-3])
+def test_natural_step_has_predicted_kl(max_kl):
+    problem = TinyProblem()
+    step = _natural_step(problem, max_kl, damping=1e-8)
+    assert torch.equal(problem.theta(), problem.theta_old)  # step not applied yet
+    fisher = fisher_as_hessian(problem)
+    assert 0.5 * step @ fisher @ step == pytest.approx(max_kl, rel=1e-4)
+    # direction: s is a multiple of F^-1 g, i.e. F s is parallel to g
+    g = flat_grad(problem.surrogate_fn(), problem.params)
+    f_step = fisher @ step
+    cosine = f_step @ g / (f_step.norm() * g.norm())
+    assert cosine.item() == pytest.approx(1.0, abs=1e-6)
+    # the true KL at theta_old + s is close to the quadratic model's delta
+    measured_kl = problem.kl_at(problem.theta_old + step).mean().item()
+    assert measured_kl == pytest.approx(max_kl, rel=0.02)
+
+
+def test_damped_natural_step_meets_delta_in_the_damped_metric():
+    problem = TinyProblem()
+    max_kl, damping = 0.01, 0.1
+    step = _natural_step(problem, max_kl, damping)
+    damped = fisher_as_hessian(problem) + damping * torch.eye(N_PARAMS).double()
+    assert 0.5 * step @ damped @ step == pytest.approx(max_kl, rel=1e-9)
+    # damping shortens the step: the undamped quadratic KL is below delta
+    assert 0.5 * step @ fisher_as_hessian(problem) @ step < 0.9 * max_kl
+
+
+def test_natural_step_is_zero_when_gradient_is_zero():
+    problem = TinyProblem()
+    problem.adv.zero_()
+    step = natural_gradient_step(
+        problem.params, problem.surrogate_fn, problem.kl_fn, 0.01
+    )
+    assert torch.equal(step, torch.zeros(N_PARAMS, dtype=torch.float64))
+
+
+# Line search
+
+
+def test_line_search_shrinks_a_too_large_step_into_the_trust_region():
+    problem = TinyProblem()
+    max_kl = 1e-3
+    step = natural_gradient_step(
+        problem.params, problem.surrogate_fn, problem.kl_fn, max_kl
+    )
+    too_large = 100.0 * step
+    assert problem.kl_at(problem.theta_old + too_large).mean() > max_kl
+    result = backtracking_line_search(
+        problem.params, too_large, problem.evaluate, max_kl
+    )
+    assert result.accepted
+    assert result.step_fraction < 1.0
+    assert result.kl <= max_kl
+    with torch.no_grad():
+        surrogate, kl = problem.evaluate()
+    assert kl.item() == result.kl <= max_kl
+    assert surrogate.item() == result.surrogate
+    torch.testing.assert_close(
+        problem.theta(), problem.theta_old + result.step_fraction * too_large
+    )
+
+
+@pytest.mark.parametrize(
+    ("scale", "max_backtracks"),
+    [(-1.0, 10), (1000.0, 1)],  # surrogate never improves; KL always too large
+)
+def test_rejected_line_search_restores_parameters_bit_for_bit(scale, max_backtracks):
+    problem = TinyProblem()
+    step = natural_gradient_step(
+        problem.params, problem.surrogate_fn, problem.kl_fn, 1e-3
+    )
+    with torch.no_grad():
+        old_surrogate = problem.surrogate_fn().item()
+    result = backtracking_line_search(
+        problem.params,
+        scale * step,
+        problem.evaluate,
+        1e-3,
+        max_backtracks=max_backtracks,
+    )
+    assert result == LineSearchResult(False, 0.0, old_surrogate, 0.0)
+    assert torch.equal(problem.theta(), problem.theta_old)
+
+
+def test_line_search_restores_parameters_when_evaluate_raises():
+    problem = TinyProblem()
+    calls = []
+
+    def evaluate():
+        calls.append(None)
+        if len(calls) == 2:  # first trial point
+            raise RuntimeError("simulated failure")
+        return problem.evaluate()
+
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        backtracking_line_search(
+            problem.params, torch.ones(N_PARAMS, dtype=torch.float64), evaluate, 0.01
+        )
+    assert torch.equal(problem.theta(), problem.theta_old)
+
+
+def test_trpo_step_improves_surrogate_within_kl_bound():
+    problem = TinyProblem()
+    with torch.no_grad():
+        old_surrogate = problem.surrogate_fn().item()
+    result = trpo_step(problem.params, problem.surrogate_fn, problem.kl_fn, 0.01)
+    assert result.accepted
+    assert result.surrogate > old_surrogate
+    assert 0.0 < result.kl <= 0.01
+    with torch.no_grad():
+        assert problem.kl_fn().item() == result.kl
+
+
+def test_trpo_step_with_zero_gradient_is_rejected_and_changes_nothing():
+    problem = TinyProblem()
+    problem.adv.zero_()  # L^CPI = 0 everywhere: no step can improve it
+    result = trpo_step(problem.params, problem.surrogate_fn, problem.kl_fn, 0.01)
+    assert result == LineSearchResult(False, 0.0, 0.0, 0.0)
+    assert torch.equal(problem.theta(), problem.theta_old)
+
+
+# Validation
+
+
+def _spd_matvec(v: torch.Tensor) -> torch.Tensor:
+    return 2.0 * v
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda p: conjugate_gradient(_spd_matvec, torch.ones(3), iters=0),
+            "iters must be >= 1, got 0",
+        ),
+        (
+            lambda p: conjugate_gradient(_spd_matvec, torch.ones(3), residual_tol=-1),
+            "residual_tol must be >= 0, got -1",
+        ),
+        (
+            lambda p: fisher_vector_product(p.kl_fn, p.params, p.theta(), -1.0),
+            "damping must be >= 0, got -1.0",
+        ),
+        (
+            lambda p: backtracking_line_search(p.params, p.theta(), p.evaluate, -0.1),
+            "max_kl must be > 0, got -0.1",
+        ),
+        (
+            lambda p: backtracking_line_search(
+                p.params, p.theta(), p.evaluate, 0.01, max_backtracks=0
+            ),
+            "max_backtracks must be >= 1, got 0",
+        ),
+        (
+            lambda p: backtracking_line_search(
+                p.params, p.theta(), p.evaluate, 0.01, backtrack_coef=1.0
+            ),
+            r"backtrack_coef must be in \(0, 1\), got 1.0",
+        ),
+        (
+            lambda p: trpo_step(p.params, p.surrogate_fn, p.kl_fn, 0.0),
+            "max_kl must be > 0, got 0.0",
+        ),
+        (
+            lambda p: trpo_step(p.params, p.surrogate_fn, p.kl_fn, 0.01, cg_iters=0),
+            "iters must be >= 1, got 0",
+        ),
+    ],
+)
+def test_bad_hyperparameters_raise_value_error(call, message):
+    problem = TinyProblem()
+    with pytest.raises(ValueError, match=message):
+        call(problem)
+    assert torch.equal(problem.theta(), problem.theta_old)
