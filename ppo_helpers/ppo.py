@@ -265,12 +265,17 @@ def train(
     cfg: PPOConfig,
     on_update: Callable[[dict[str, float], list[tuple[int, float, float, int]]], None]
     | None = None,
+    update_fn: Callable[..., dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train a fresh agent with ``cfg``; deterministic for a fixed seed on the CPU.
 
     ``on_update(stats, new_episodes)`` is called after every update, for a live
     plot or a progress line (``plotting.LivePlot.update`` fits it).
+    ``update_fn(agent, optimizer, batch, advantages, cfg, beta) -> stats`` replaces
+    the PPO update; TRPO (chapter 2) plugs in here, so the three algorithms of
+    chapters 2-4 share every line but the update step. Defaults to ``update``.
     """
+    update_fn = update if update_fn is None else update_fn
     torch.manual_seed(cfg.seed)
     envs = make_vector_env(cfg.env_id, cfg.num_envs)
     obs, _ = envs.reset(seed=cfg.seed)
@@ -310,7 +315,7 @@ def train(
             cfg.gamma,
             cfg.gae_lambda,
         )
-        stats = update(agent, optimizer, batch, advantages, cfg, beta)
+        stats = update_fn(agent, optimizer, batch, advantages, cfg, beta)
         if cfg.objective == "kl_penalty" and cfg.adaptive_beta:
             beta = objectives.adaptive_beta(beta, stats["kl"], cfg.kl_target)
         stats.update(
