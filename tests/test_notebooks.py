@@ -1,0 +1,125 @@
+"""Mechanical rules every chapter notebook follows (see CONTRIBUTING.md)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def code_cells(path: Path) -> list[dict]:
+    cells = json.loads(path.read_text())["cells"]
+    return [c for c in cells if c["cell_type"] == "code"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+
+
+def test_there_are_chapters():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_is_first_identical_everywhere_and_names_the_book_repository(path):
+    first = source(code_cells(path)[0])
+    reference = source(code_cells(NOTEBOOKS[0])[0])
+    assert first == reference, (
+        f"{path.name}: first code cell differs from {NOTEBOOKS[0].name}"
+    )
+    url = re.search(r'BOOK_REPOSITORY = "([^"]+)"', first).group(1)
+    assert url == CONFIG["repository"]["url"]
+    assert "google.colab" in first
+    install = re.search(r"\[sys.executable, .*?\]", first, re.S).group(0)
+    assert "torch" not in install, "the Colab cell must never install torch"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_come_from_a_clean_run(path):
+    cells = code_cells(path)
+    counts = [c["execution_count"] for c in cells]
+    assert None not in counts, f"{path.name} has unexecuted cells"
+    assert counts == sorted(counts), f"{path.name} was executed out of order"
+    errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"{path.name} stores an error output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_worked_examples_are_checked_by_nbval(path):
+    assert any(source(c).startswith("# NBVAL_CHECK_OUTPUT") for c in code_cells(path))
+
+
+def test_toc_lists_every_page_and_every_page_exists():
+    files = toc_files()
+    for f in files:
+        assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(
+            ".ipynb"
+        ).exists(), f"{f} is in _toc.yml but missing"
+    listed = {f for f in files if f.startswith("notebooks/")}
+    assert {f"notebooks/{p.stem}" for p in NOTEBOOKS} == listed
+
+
+def write_checked_notebook(path: Path, stored_output: str) -> None:
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": 1,
+                "id": "c1",
+                "metadata": {},
+                "outputs": [
+                    {"name": "stdout", "output_type": "stream", "text": [stored_output]}
+                ],
+                "source": ["# NBVAL_CHECK_OUTPUT\n", "print(6 * 7)"],
+            }
+        ],
+        "metadata": {
+            "kernelspec": {
+                "display_name": "Python 3",
+                "language": "python",
+                "name": "python3",
+            }
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb))
+
+
+@pytest.mark.parametrize("stored,passes", [("42\n", True), ("41\n", False)])
+def test_nbval_lax_fails_when_a_checked_worked_example_changes(
+    tmp_path, stored, passes
+):
+    notebook = tmp_path / "worked_example.ipynb"
+    write_checked_notebook(notebook, stored)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(notebook),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        timeout=120,
+    )
+    assert (run.returncode == 0) == passes, run.stdout[-2000:]
