@@ -35,6 +35,7 @@ test: lint unit nbval book-quick
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/book.yml
 
 unit: $(STAMP)
 	$(BIN)/pytest tests
