@@ -12,7 +12,7 @@ BOOK_FLAGS := -W -n --keep-going
 # Keep torch to one thread: faster for 64-unit MLPs, and fair to env stepping.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test lint unit nbval book-quick notebooks benchmark clean
+.PHONY: book test lint unit nbval book-quick browser chromium notebooks benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,9 @@ book: $(STAMP)
 	env -u PPO_BOOK_QUICK $(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "[book] open _build/html/index.html"
 
-## make test: lint, unit tests, nbval on every notebook (quick), quick book build
-test: lint unit nbval book-quick
+## make test: lint, unit tests, nbval on every notebook (quick), quick book build,
+## and every built page checked in headless Chromium
+test: lint unit nbval book-quick browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,13 +39,26 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/book.yml
 
 unit: $(STAMP)
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --ignore=tests/browser
 
 nbval: $(STAMP)
 	PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks -p no:cacheprovider
 
 book-quick: $(STAMP)
 	PPO_BOOK_QUICK=1 $(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output _build/quick
+
+browser: $(STAMP) chromium
+	BOOK_HTML_DIR=_build/quick/_build/html BOOK_SCREENSHOT_DIR=_build/screenshots \
+	  $(BIN)/pytest tests/browser -p no:cacheprovider
+	@echo "[browser] screenshots in _build/screenshots/"
+
+# Debian's Chromium for the browser test: installed when missing and we are root
+# (CI); otherwise the test says it was skipped and why.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  (echo "[setup] installing chromium (about a minute)" && \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "[setup] could not install chromium: the browser test will be skipped"
 
 ## make notebooks: re-run every notebook at full budget and store the outputs
 notebooks: $(STAMP)

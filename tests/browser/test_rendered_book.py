@@ -1,0 +1,126 @@
+"""Open every page of the built book in headless Chromium and check what a reader sees.
+
+Run by ``make browser`` (part of ``make test``) after the quick book build;
+``BOOK_HTML_DIR`` points at the built HTML. Skipped, with the reason, only when
+no Chromium binary can be found.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML_DIR = Path(os.environ.get("BOOK_HTML_DIR", ROOT / "_build/quick/_build/html"))
+SCREENSHOTS = Path(os.environ.get("BOOK_SCREENSHOT_DIR", ROOT / "_build/screenshots"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+# Text that means LaTeX was left unrendered (outside code blocks).
+RAW_MATH_MARKERS = ("$$", "\\(", "\\[", "\\begin{", "\\frac", "\\theta")
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML_DIR / "index.html").exists():
+        pytest.fail(f"no built book at {HTML_DIR}: run the quick book build first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML_DIR))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium not found (install Debian's 'chromium'; make browser tries as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def load(browser, url: str):
+    """Open ``url``; return the page and the console errors it logged."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Nothing outside localhost may be needed: block it and report the attempt.
+    page.route(
+        "**/*",
+        lambda route: route.continue_()
+        if urlparse(route.request.url).hostname in ("127.0.0.1", None)
+        else (errors.append(f"external request {route.request.url}"), route.abort()),
+    )
+    page.goto(url, wait_until="load")
+    page.wait_for_function(
+        "() => !window.MathJax || !window.MathJax.startup"
+        " || window.MathJax.startup.promise.then(() => true)"
+    )
+    page.evaluate("() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise")
+    return page, errors
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_page_renders_for_a_reader(server, browser, page_path):
+    url = urljoin(server, page_path + ".html")
+    page, errors = load(browser, url)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / (page_path.replace("/", "_") + ".png")), full_page=True)
+
+    text = page.evaluate(
+        """() => { const b = document.querySelector('main') || document.body;
+                   const c = b.cloneNode(true);
+                   c.querySelectorAll('pre, code, script, style, mjx-container').forEach(e => e.remove());
+                   return c.innerText; }"""
+    )
+    raw = [m for m in RAW_MATH_MARKERS if m in text]
+    assert not raw, f"{page_path}: unrendered math {raw}"
+    source = (ROOT / page_path).with_suffix(".ipynb")
+    source = source if source.exists() else source.with_suffix(".md")
+    if "$" in source.read_text():
+        assert page.locator("mjx-container").count() > 0, f"{page_path}: no MathJax output"
+
+    broken = page.evaluate(
+        "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.src)"
+    )
+    assert not broken, f"{page_path}: images that did not load: {broken}"
+
+    for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+        parsed = urlparse(href)
+        if parsed.hostname != "127.0.0.1":
+            continue
+        target = HTML_DIR / unquote(parsed.path).lstrip("/")
+        if target.is_dir():
+            target = target / "index.html"
+        assert target.exists(), f"{page_path}: broken internal link {href}"
+
+    if page_path.startswith("notebooks/"):
+        colab = page.eval_on_selector_all(
+            "a[href*='colab.research.google.com']", "els => els.map(e => e.href)"
+        )
+        repo = urlparse(CONFIG["repository"]["url"]).path.strip("/")
+        expected = f"/github/{repo}/blob/{CONFIG['repository']['branch']}/{page_path}.ipynb"
+        assert any(urlparse(h).path == expected for h in colab), (
+            f"{page_path}: Colab link should end with {expected}, found {colab}"
+        )
+    assert not errors, f"{page_path}: console errors {errors}"
+    page.close()
