@@ -22,7 +22,11 @@ SCREENSHOTS = Path(os.environ.get("BOOK_SCREENSHOT_DIR", ROOT / "_build/screensh
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (
+    os.environ.get("CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
 
 # Text that means LaTeX was left unrendered (outside code blocks).
 RAW_MATH_MARKERS = ("$$", "\\(", "\\[", "\\begin{", "\\frac", "\\theta")
@@ -32,7 +36,9 @@ RAW_MATH_MARKERS = ("$$", "\\(", "\\[", "\\begin{", "\\frac", "\\theta")
 def server():
     if not (HTML_DIR / "index.html").exists():
         pytest.fail(f"no built book at {HTML_DIR}: run the quick book build first")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML_DIR))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(HTML_DIR)
+    )
     handler.log_message = lambda *args: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -43,13 +49,19 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("Chromium not found (install Debian's 'chromium'; make browser tries as root)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
+        # Debian's Chromium here; Playwright's own build where it was installed
+        # (the GitHub workflow runs `playwright install chromium`).
+        bundled = Path(p.chromium.executable_path)
+        executable = CHROMIUM or (str(bundled) if bundled.exists() else None)
+        if executable is None:
+            pytest.skip(
+                "no Chromium: install Debian's 'chromium' (make browser tries as root)"
+            )
         browser = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=executable,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield browser
@@ -65,16 +77,16 @@ def load(browser, url: str):
     # Nothing outside localhost may be needed: block it and report the attempt.
     page.route(
         "**/*",
-        lambda route: route.continue_()
-        if urlparse(route.request.url).hostname in ("127.0.0.1", None)
-        else (errors.append(f"external request {route.request.url}"), route.abort()),
+        lambda route: (
+            route.continue_()
+            if urlparse(route.request.url).hostname in ("127.0.0.1", None)
+            else (errors.append(f"external request {route.request.url}"), route.abort())
+        ),
     )
     page.goto(url, wait_until="load")
-    page.wait_for_function(
-        "() => !window.MathJax || !window.MathJax.startup"
-        " || window.MathJax.startup.promise.then(() => true)"
+    page.evaluate(  # wait until MathJax has typeset the page
+        "async () => { if (window.MathJax?.startup) await MathJax.startup.promise; }"
     )
-    page.evaluate("() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise")
     return page, errors
 
 
@@ -83,12 +95,15 @@ def test_page_renders_for_a_reader(server, browser, page_path):
     url = urljoin(server, page_path + ".html")
     page, errors = load(browser, url)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / (page_path.replace("/", "_") + ".png")), full_page=True)
+    page.screenshot(
+        path=str(SCREENSHOTS / (page_path.replace("/", "_") + ".png")), full_page=True
+    )
 
     text = page.evaluate(
         """() => { const b = document.querySelector('main') || document.body;
                    const c = b.cloneNode(true);
-                   c.querySelectorAll('pre, code, script, style, mjx-container').forEach(e => e.remove());
+                   c.querySelectorAll('pre, code, script, style, mjx-container')
+                    .forEach(e => e.remove());
                    return c.innerText; }"""
     )
     raw = [m for m in RAW_MATH_MARKERS if m in text]
@@ -96,11 +111,13 @@ def test_page_renders_for_a_reader(server, browser, page_path):
     source = (ROOT / page_path).with_suffix(".ipynb")
     source = source if source.exists() else source.with_suffix(".md")
     if "$" in source.read_text():
-        assert page.locator("mjx-container").count() > 0, f"{page_path}: no MathJax output"
+        assert page.locator("mjx-container").count() > 0, (
+            f"{page_path}: no MathJax output"
+        )
 
     broken = page.evaluate(
-        "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-        ".map(i => i.src)"
+        "() => Array.from(document.images)"
+        ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
     )
     assert not broken, f"{page_path}: images that did not load: {broken}"
 
@@ -118,7 +135,9 @@ def test_page_renders_for_a_reader(server, browser, page_path):
             "a[href*='colab.research.google.com']", "els => els.map(e => e.href)"
         )
         repo = urlparse(CONFIG["repository"]["url"]).path.strip("/")
-        expected = f"/github/{repo}/blob/{CONFIG['repository']['branch']}/{page_path}.ipynb"
+        expected = (
+            f"/github/{repo}/blob/{CONFIG['repository']['branch']}/{page_path}.ipynb"
+        )
         assert any(urlparse(h).path == expected for h in colab), (
             f"{page_path}: Colab link should end with {expected}, found {colab}"
         )
