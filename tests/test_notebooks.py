@@ -123,3 +123,69 @@ def test_nbval_lax_fails_when_a_checked_worked_example_changes(
         timeout=120,
     )
     assert (run.returncode == 0) == passes, run.stdout[-2000:]
+
+
+# A hand-typed result is a number in a notebook's markdown prose that no code
+# produced. The rule, applied after removing math, code, MyST roles (glue, cite,
+# eq, ...), directive options, link targets and identifiers such as
+# "LunarLander-v3": any remaining number with a decimal point, a percent sign or
+# three or more digits is suspect, unless the notebook declares it deliberately
+# typed in its metadata (``"ppo_book": {"typed_numbers": ["200", "0.2"]}``) for
+# facts from papers and fixed settings. Small whole numbers (counts such as
+# "3 seeds", "chapter 2") pass. Results of runs must be glued instead.
+NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?%?(?![\w])")
+STRIP = [
+    re.compile(r"```.*?```", re.S),  # fenced code
+    re.compile(r"\$\$.*?\$\$", re.S),  # display math
+    re.compile(r"\$[^$\n]+\$"),  # inline math
+    re.compile(r"\{[\w:-]+\}`[^`]*`"),  # MyST roles: glue, cite, eq, doc, ...
+    re.compile(r"`[^`]*`"),  # inline code
+    re.compile(r"^\s*:[\w-]+:.*$", re.M),  # directive options
+    re.compile(r"^\s*:{3,}.*$", re.M),  # directive fences
+    re.compile(r"\]\([^)]*\)"),  # link targets
+    re.compile(r"\(\s*[\w-]+\s*\)=?"),  # equation labels and targets
+    re.compile(r"\b[\w]+-v\d+\b"),  # env ids
+    re.compile(r"\b(?:19|20)\d\d[a-z]?\b"),  # years
+]
+
+
+def hand_typed_numbers(markdown: str, allowed: set[str]) -> list[str]:
+    for pattern in STRIP:
+        markdown = pattern.sub(" ", markdown)
+    found = []
+    for match in NUMBER.finditer(markdown):
+        token = match.group(0).rstrip(",")
+        plain = token.rstrip("%").replace(",", "")
+        suspect = "." in plain or token.endswith("%") or len(plain) >= 3
+        if suspect and token not in allowed and plain not in allowed:
+            found.append(token)
+    return found
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("The run reached 231.4 after 110,592 steps.", ["231.4", "110,592"]),
+        ("It solved {glue:text}`steps:,d` steps in $10^5$ time.", []),
+        ("Clip at 0.2, as the paper does.", []),  # allowed below
+        ("We use 3 seeds and 8 envs in chapter 2 (LunarLander-v3, 2017).", []),
+        ("A KL of 12% over the target.", ["12%"]),
+        ("See {eq}`eq-clip` and `clip_coef=0.2` in ```code 123```.", []),
+    ],
+)
+def test_hand_typed_number_rule(text, expected):
+    assert hand_typed_numbers(text, allowed={"0.2"}) == expected
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_prose_quotes_no_hand_typed_results(path):
+    nb = json.loads(path.read_text())
+    allowed = set(nb["metadata"].get("ppo_book", {}).get("typed_numbers", []))
+    markdown = "\n".join(
+        "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"
+    )
+    found = hand_typed_numbers(markdown, allowed)
+    assert not found, (
+        f"{path.name}: numbers in prose not produced by code: {found}. Glue run "
+        "results; list deliberate facts in metadata ppo_book.typed_numbers."
+    )
