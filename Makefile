@@ -12,7 +12,7 @@ BOOK_FLAGS := -W -n --keep-going
 # Keep torch to one thread: faster for 64-unit MLPs, and fair to env stepping.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test lint unit nbval book-quick browser chromium notebooks benchmark clean
+.PHONY: book test lint unit nbval book-quick browser chromium colab notebooks benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ book: $(STAMP)
 
 ## make test: lint, unit tests, nbval on every notebook (quick), quick book build,
 ## and every built page checked in headless Chromium
-test: lint unit nbval book-quick browser
+test: lint unit nbval book-quick browser colab
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/book.yml
 
 unit: $(STAMP)
-	$(BIN)/pytest tests --ignore=tests/browser
+	$(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab
 
 nbval: $(STAMP)
 	PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks -p no:cacheprovider
@@ -59,6 +59,11 @@ chromium:
 	  (echo "[setup] installing chromium (about a minute)" && \
 	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "[setup] could not install chromium: the browser test will be skipped"
+
+# A fresh Colab-like runtime: a new venv with only torch and a kernel, the
+# notebook alone in a temporary folder, its setup cell installing the package.
+colab: $(STAMP)
+	$(BIN)/pytest tests/colab -p no:cacheprovider
 
 ## make notebooks: re-run every notebook at full budget and store the outputs
 notebooks: $(STAMP)

@@ -11,6 +11,7 @@ are acceptable. Everything here works on any policy's list of parameters;
 P is the number of entries in that list, theta the parameters flattened to (P,).
 """
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,11 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ppo_helpers import objectives
 from ppo_helpers.checks import check_range
+from ppo_helpers.networks import ActorCritic
+from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.rollout import RolloutBatch
 
 
 def flat_grad(
@@ -241,3 +246,152 @@ def trpo_step(
         max_backtracks=max_backtracks,
         backtrack_coef=backtrack_coef,
     )
+
+
+def trpo_update(
+    agent: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: RolloutBatch,
+    advantages: Tensor,
+    cfg: PPOConfig,
+    beta: float = 1.0,
+    *,
+    max_kl: float = 0.01,
+    damping: float = 0.1,
+    cg_iters: int = 10,
+    max_backtracks: int = 10,
+    backtrack_coef: float = 0.5,
+    value_epochs: int = 5,
+) -> dict[str, float]:
+    """One TRPO update: ``trpo_step`` on the actor, then minibatch Adam on the critic.
+
+    Fits ``ppo.train``'s ``update_fn``; bind the TRPO hyperparameters first, e.g.
+    ``functools.partial(trpo_update, max_kl=0.01)``. ``beta`` is accepted for that
+    signature and ignored.
+
+    ==================  ======  ================================================
+    Argument            Shape   Description
+    ==================  ======  ================================================
+    ``batch``           (T, N)  a rollout of pi_old (``rollout.collect``)
+    ``advantages``      (T, N)  GAE advantages; value target = adv + values
+    ``optimizer``       --      Adam over all of ``agent``'s parameters (the one
+                                ``train`` builds); only the critic's get
+                                gradients, so it never moves the actor
+    ``max_kl``          float   delta > 0, usually 0.01
+    ``damping``         float   lambda >= 0 added to F, usually 0.01 to 0.1
+    ``cg_iters``        int     conjugate-gradient iterations, usually 10
+    ``max_backtracks``  int     line-search trials, usually 10
+    ``backtrack_coef``  float   line-search shrink factor in (0, 1), usually 0.5
+    ``value_epochs``    int     passes of ``cfg.num_minibatches`` Adam steps
+                                over the batch for the critic, >= 1
+    ==================  ======  ================================================
+
+    The actor maximises L^CPI = mean(ratio * adv) on the whole batch (advantages
+    normalised over the batch when ``cfg.norm_adv``; no entropy bonus) subject
+    to mean KL(pi_old || pi_theta) <= ``max_kl``. The critic is trained as in
+    ``ppo.update``: ``cfg.vf_coef`` times the value loss, ``cfg.value_clip``,
+    its own gradient-norm clip at ``cfg.max_grad_norm``, and the learning rate
+    that ``train`` anneals.
+
+    Returns floats: ``kl`` (exact mean KL between the actor before and after,
+    over the batch), ``accepted`` (1.0 or 0.0), ``step_fraction`` (0.0 when
+    rejected), ``surrogate_gain`` (L^CPI after minus before), ``policy_loss``
+    (-L^CPI after), ``value_loss`` (mean over the last epoch's minibatches),
+    ``entropy``, ``approx_kl`` and ``clip_fraction`` (sampled diagnostics, as in
+    ``ppo.update``, so ``plotting.LivePlot`` can draw them), ``explained_variance``,
+    ``max_kl`` and ``beta``.
+    Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
+    """
+    check_range("max_kl", max_kl, 0, low_inclusive=False)
+    check_range("damping", damping, 0)
+    check_range("cg_iters", cg_iters, 1)
+    check_range("max_backtracks", max_backtracks, 1)
+    check_range(
+        "backtrack_coef",
+        backtrack_coef,
+        0,
+        1,
+        low_inclusive=False,
+        high_inclusive=False,
+    )
+    check_range("value_epochs", value_epochs, 1)
+    # clone: the rollout's tensors were made in inference mode, and autograd
+    # may not save them for the backward pass
+    obs = batch.obs.flatten(0, 1).clone()
+    actions = batch.actions.flatten().clone()
+    logp_old = batch.logprobs.flatten().clone()
+    values_old = batch.values.flatten().clone()
+    returns = advantages.flatten() + values_old
+    adv = advantages.flatten()
+    if cfg.norm_adv and adv.numel() > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    with torch.no_grad():
+        logits_old = agent.actor(obs)
+
+    def logp_new() -> Tensor:
+        logp_all = torch.log_softmax(agent.actor(obs), dim=-1)
+        return logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def surrogate_fn() -> Tensor:
+        return objectives.surrogate(objectives.ratio(logp_new(), logp_old), adv).mean()
+
+    def kl_fn() -> Tensor:
+        return objectives.categorical_kl(logits_old, agent.actor(obs)).mean()
+
+    with torch.no_grad():
+        surrogate_before = surrogate_fn().item()
+    search = trpo_step(
+        agent.actor.parameters(),
+        surrogate_fn,
+        kl_fn,
+        max_kl,
+        damping=damping,
+        cg_iters=cg_iters,
+        max_backtracks=max_backtracks,
+        backtrack_coef=backtrack_coef,
+    )
+
+    num_samples = obs.shape[0]
+    minibatch_size = math.ceil(num_samples / cfg.num_minibatches)
+    value_losses: list[float] = []
+    for _ in range(value_epochs):
+        value_losses = []
+        for idx in torch.randperm(num_samples).split(minibatch_size):
+            v_loss = objectives.value_loss(
+                agent.value(obs[idx]),
+                returns[idx],
+                values_old[idx],
+                cfg.value_clip or None,
+            )
+            # set_to_none: the actor's .grad stays None, so Adam skips the actor
+            optimizer.zero_grad(set_to_none=True)
+            (cfg.vf_coef * v_loss).backward()
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(
+                    agent.critic.parameters(), cfg.max_grad_norm
+                )
+            optimizer.step()
+            value_losses.append(v_loss.item())
+
+    with torch.no_grad():
+        logits_new = agent.actor(obs)
+        logp_all = torch.log_softmax(logits_new, dim=-1)
+        logratio = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - logp_old
+        ratio = logratio.exp()
+        surrogate_after = objectives.surrogate(ratio, adv).mean().item()
+        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+        explained = 1 - (returns - values_old).var() / returns.var().clamp_min(1e-8)
+        return {
+            "kl": objectives.categorical_kl(logits_old, logits_new).mean().item(),
+            "accepted": float(search.accepted),
+            "step_fraction": search.step_fraction,
+            "surrogate_gain": surrogate_after - surrogate_before,
+            "policy_loss": -surrogate_after,
+            "value_loss": sum(value_losses) / len(value_losses),
+            "entropy": entropy.item(),
+            "approx_kl": objectives.approx_kl(logratio).item(),
+            "clip_fraction": objectives.clip_fraction(ratio, cfg.clip_coef).item(),
+            "explained_variance": explained.item(),
+            "max_kl": max_kl,
+            "beta": beta,
+        }
