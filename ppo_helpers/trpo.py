@@ -9,6 +9,7 @@ step is s = sqrt(2 delta / (x^T F x)) x with x = F^-1 g, found by conjugate
 gradient from products F v alone, then shrunk until the true KL and surrogate
 are acceptable. Everything here works on any policy's list of parameters;
 P is the number of entries in that list, theta the parameters flattened to (P,).
+``trpo_update`` puts them together as an update step for ``ppo.train``.
 """
 
 import math

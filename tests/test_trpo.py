@@ -2,7 +2,11 @@
 
 The policy is a linear layer from 3 inputs to 4 logits, in float64, on a fixed
 batch of 6 states, so F can be built explicitly (16 x 16) and compared.
+``trpo_update`` is tested on a real CartPole rollout of a fresh ActorCritic.
 """
+
+import copy
+import functools
 
 import pytest
 import torch
@@ -10,6 +14,12 @@ from torch import nn
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ppo_helpers.advantages import gae, next_state_values
+from ppo_helpers.envs import make_vector_env
+from ppo_helpers.networks import ActorCritic
+from ppo_helpers.objectives import categorical_kl, value_loss
+from ppo_helpers.ppo import PPOConfig, train
+from ppo_helpers.rollout import collect
 from ppo_helpers.trpo import (
     LineSearchResult,
     backtracking_line_search,
@@ -18,6 +28,7 @@ from ppo_helpers.trpo import (
     flat_grad,
     natural_gradient_step,
     trpo_step,
+    trpo_update,
 )
 
 OBS_DIM, N_ACTIONS, BATCH = 3, 4, 6
@@ -344,3 +355,121 @@ def test_bad_hyperparameters_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call(problem)
     assert torch.equal(problem.theta(), problem.theta_old)
+
+
+# trpo_update: the update step that ppo.train plugs in (chapter 2)
+
+TRPO_CFG = PPOConfig(
+    env_id="CartPole-v1", num_envs=2, num_steps=64, num_minibatches=4, gamma=0.99
+)
+
+
+@pytest.fixture(scope="module")
+def cartpole_batch():
+    """A fresh agent, its optimizer, a real 2 x 64 CartPole rollout and GAE."""
+    torch.manual_seed(0)
+    envs = make_vector_env("CartPole-v1", TRPO_CFG.num_envs)
+    obs, _ = envs.reset(seed=0)
+    agent = ActorCritic(4, 2)
+    batch, _, _ = collect(envs, agent, obs, TRPO_CFG.num_steps)
+    envs.close()
+    next_values = next_state_values(
+        batch.values,
+        batch.last_values,
+        batch.terminated,
+        batch.truncated,
+        batch.final_values,
+    )
+    advantages = gae(
+        batch.rewards, batch.values, next_values, batch.episode_ends, 0.99, 0.95
+    )
+    return agent, batch, advantages
+
+
+def fresh_copy(agent: ActorCritic):
+    agent = copy.deepcopy(agent)
+    return agent, torch.optim.Adam(agent.parameters(), lr=1e-3, eps=1e-5)
+
+
+def flat(module: nn.Module) -> torch.Tensor:
+    return parameters_to_vector(module.parameters()).detach().clone()
+
+
+@pytest.mark.parametrize("max_kl", [0.001, 0.01, 0.05])
+def test_trpo_update_keeps_the_measured_kl_within_max_kl(cartpole_batch, max_kl):
+    agent0, batch, advantages = cartpole_batch
+    agent, optimizer = fresh_copy(agent0)
+    obs = batch.obs.flatten(0, 1)
+    stats = trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, max_kl=max_kl)
+    assert stats["accepted"] == 1.0
+    assert 0.0 < stats["step_fraction"] <= 1.0
+    assert stats["surrogate_gain"] > 0
+    with torch.no_grad():  # measured independently of trpo_update's own stats
+        measured = categorical_kl(agent0.actor(obs), agent.actor(obs)).mean().item()
+    assert measured == pytest.approx(stats["kl"], rel=1e-5)
+    assert 0.0 < measured <= max_kl
+    assert stats["max_kl"] == max_kl
+
+
+def test_trpo_update_rejected_step_leaves_the_actor_unchanged(cartpole_batch):
+    agent0, batch, advantages = cartpole_batch
+    agent, optimizer = fresh_copy(agent0)
+    # A = 0 everywhere: L^CPI is flat, no step improves it, the line search rejects
+    stats = trpo_update(agent, optimizer, batch, torch.zeros_like(advantages), TRPO_CFG)
+    assert stats["accepted"] == 0.0
+    assert stats["step_fraction"] == 0.0
+    assert stats["kl"] == 0.0
+    assert torch.equal(flat(agent.actor), flat(agent0.actor))  # bit for bit
+    # the critic still trained with the same optimizer, which holds the actor too
+    assert not torch.equal(flat(agent.critic), flat(agent0.critic))
+
+
+def test_trpo_update_trains_only_the_critic_with_the_optimizer(cartpole_batch):
+    agent0, batch, advantages = cartpole_batch
+    agent, optimizer = fresh_copy(agent0)
+    obs = batch.obs.flatten(0, 1)
+    returns = (advantages + batch.values).flatten()
+    with torch.no_grad():
+        loss_before = value_loss(agent.value(obs), returns).item()
+    stats = trpo_update(
+        agent, optimizer, batch, advantages, TRPO_CFG, max_kl=0.01, value_epochs=5
+    )
+    with torch.no_grad():
+        loss_after = value_loss(agent.value(obs), returns).item()
+    assert loss_after < loss_before
+    assert stats["value_loss"] < loss_before
+    assert all(p.grad is None for p in agent.actor.parameters())
+    assert all(p not in optimizer.state for p in agent.actor.parameters())
+    assert all(p in optimizer.state for p in agent.critic.parameters())
+
+
+def test_trpo_update_plugs_into_train():
+    cfg = PPOConfig(
+        env_id="CartPole-v1", num_envs=2, num_steps=32, total_steps=128, gamma=0.99
+    )
+    update_fn = functools.partial(trpo_update, max_kl=0.02, value_epochs=2)
+    result = train(cfg, update_fn=update_fn)
+    assert len(result.updates) == cfg.num_updates == 2
+    for stats in result.updates:
+        assert stats["kl"] <= 0.02
+        assert stats["max_kl"] == 0.02
+        assert {"accepted", "step_fraction", "value_loss", "entropy"} <= set(stats)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_kl": 0.0}, "max_kl must be > 0, got 0.0"),
+        ({"damping": -0.1}, "damping must be >= 0, got -0.1"),
+        ({"cg_iters": 0}, "cg_iters must be >= 1, got 0"),
+        ({"max_backtracks": 0}, "max_backtracks must be >= 1, got 0"),
+        ({"backtrack_coef": 1.5}, r"backtrack_coef must be in \(0, 1\), got 1.5"),
+        ({"value_epochs": 0}, "value_epochs must be >= 1, got 0"),
+    ],
+)
+def test_trpo_update_rejects_bad_hyperparameters(cartpole_batch, kwargs, message):
+    agent0, batch, advantages = cartpole_batch
+    agent, optimizer = fresh_copy(agent0)
+    with pytest.raises(ValueError, match=message):
+        trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, **kwargs)
+    assert torch.equal(flat(agent), flat(agent0))
