@@ -9,7 +9,13 @@ from ppo_helpers.budget import is_quick
 
 
 def glue(name: str, value, display: bool = False) -> None:
-    """``myst_nb.glue(name, value, display)`` when myst-nb is importable."""
+    """``myst_nb.glue(name, value, display)`` when myst-nb is importable.
+
+    numpy scalars become Python numbers first: myst-nb would store their repr
+    (``np.float64(1.5)``), which a format spec such as ``:.1f`` cannot read.
+    """
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
