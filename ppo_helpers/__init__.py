@@ -2,7 +2,8 @@
 
 Each public function names the chapter that derives it. Modules:
 ``budget``, ``envs``, ``networks``, ``rollout``, ``advantages``, ``objectives``,
-``trpo``, ``ppo``, ``plotting``.
+``scaling``, ``trpo``, ``ppo``, ``checkpoint``, ``train`` (the command line),
+``plotting``, ``book``.
 """
 
 __version__ = "0.1.0"

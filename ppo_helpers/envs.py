@@ -6,6 +6,8 @@ last observation is in ``info["final_obs"]``. That is what lets the rollout
 bootstrap ``V(s_T)`` after a time-limit truncation (chapter 5).
 """
 
+from collections.abc import Callable
+
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
@@ -47,7 +49,12 @@ def make_env(env_id: str, seed: int | None = None, **kwargs) -> gym.Env:
     return env
 
 
-def make_vector_env(env_id: str, num_envs: int, **kwargs) -> gym.vector.VectorEnv:
+def make_vector_env(
+    env_id: str,
+    num_envs: int,
+    wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    **kwargs,
+) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` in one process, with episode statistics.
 
     Seed it with ``obs, info = envs.reset(seed=seed)``: copy ``i`` gets
@@ -55,11 +62,17 @@ def make_vector_env(env_id: str, num_envs: int, **kwargs) -> gym.vector.VectorEn
     return ``"r"`` and length ``"l"``, masked by ``info["_episode"]``.
     A ``SyncVectorEnv`` because on 2 cores the process overhead of
     ``AsyncVectorEnv`` costs more than it saves for LunarLander (36k vs 10k steps/s).
+    ``wrapper``, if given, wraps each copy (``checkpoint.ReplayEpisodes``, chapter 8).
     """
     check_range("num_envs", num_envs, 1)
     check_env_id(env_id)
+
+    def make_one() -> gym.Env:
+        env = gym.make(env_id, **kwargs)
+        return env if wrapper is None else wrapper(env)
+
     envs = SyncVectorEnv(
-        [lambda: gym.make(env_id, **kwargs) for _ in range(num_envs)],
+        [make_one for _ in range(num_envs)],
         autoreset_mode=AutoresetMode.SAME_STEP,
     )
     return RecordEpisodeStatistics(envs)

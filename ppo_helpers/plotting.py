@@ -1,17 +1,23 @@
 """Live training plots that redraw in place (chapter 8), and the book's colours.
 
-In a notebook, ``LivePlot`` keeps one figure and replaces it through a display
-handle at most once per ``min_interval_s``; executed notebooks (Jupyter Book,
-nbval) store only the final frame. In a terminal it shows a tqdm progress line.
+In a notebook, ``LivePlot`` keeps one figure and replaces its image through a
+display handle; executed notebooks (Jupyter Book, nbval) store only the final
+frame. A redraw of the three panels costs about a tenth of a second on a laptop
+CPU, so it runs on a time budget: at most once per ``min_interval_s`` and only
+while the time spent drawing stays under ``max_overhead`` of the time since the
+plot was made. ``redraw_s`` and ``redraws`` report what watching cost. In a
+terminal it shows a tqdm progress line instead.
 """
 
+import io
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm.auto import tqdm
+from matplotlib.ticker import FuncFormatter
+from tqdm import tqdm
 
-# One colour per method, used in every chapter.
+# One colour per method, used in every chapter, and one per training diagnostic.
 COLORS = {
     "reinforce": "#7f7f7f",
     "trpo": "#9467bd",
@@ -22,7 +28,22 @@ COLORS = {
     "seed_blog": "#8c564b",
     "ppo": "#1f77b4",
     "target": "#2ca02c",
+    "approx_kl": "#9467bd",
+    "clip_fraction": "#ff7f0e",
+    "entropy": "#17becf",
+    # Chapter 5: the two critics of the GAE measurement, the ablation variants.
+    "critic_crude": "#c49c94",
+    "critic_fitted": "#637939",
+    "no_reward_scaling": "#e377c2",
+    "joint_grad_clip": "#bcbd22",
+    "no_adv_norm": "#843c39",
+    "no_lr_anneal": "#393b79",
 }
+
+DIAGNOSTICS = ("approx_kl", "clip_fraction", "entropy")
+
+# The clock the time budget reads; a module attribute so tests can replace it.
+_clock = time.perf_counter
 
 
 def in_notebook() -> bool:
@@ -36,7 +57,10 @@ def in_notebook() -> bool:
 
 
 def moving_average(x, window: int) -> np.ndarray:
-    """Mean of the last ``window`` values at each point (fewer at the start)."""
+    """Mean of the last ``window`` values at each point (fewer at the start).
+
+    ``x`` has shape (n,); so has the result.
+    """
     x = np.asarray(x, dtype=float)
     cumsum = np.cumsum(np.insert(x, 0, 0.0))
     idx = np.arange(1, len(x) + 1)
@@ -44,13 +68,24 @@ def moving_average(x, window: int) -> np.ndarray:
     return (cumsum[idx] - cumsum[start]) / (idx - start)
 
 
+def thousands(x: float, _pos=None) -> str:
+    """Tick label for env steps: 150000 -> '150k'."""
+    return f"{x / 1000:.4g}k" if x else "0"
+
+
 class LivePlot:
     """Episode return, episode length and update diagnostics, redrawn in place.
 
     ``update(stats, episodes)`` matches ``ppo.train``'s ``on_update``: ``stats``
     is one update's diagnostics (with ``env_steps``), ``episodes`` the new rows
-    ``(env_steps, wall_s, episode_return, episode_length)``. ``redraw_s`` adds up
-    the time spent drawing, so its cost can be reported.
+    ``(env_steps, wall_s, episode_return, episode_length)``. Diagnostics missing
+    from ``stats`` are left out of the plot. Call ``close()`` after training to
+    draw the final frame.
+
+    ``redraw_s`` adds up the time spent drawing and ``redraws`` counts the
+    frames, so the cost of watching can be reported; ``max_overhead`` (0.05 by
+    default) caps ``redraw_s`` at that fraction of the time since the plot was
+    made, plus at most one frame.
     """
 
     def __init__(
@@ -61,113 +96,153 @@ class LivePlot:
         window: int = 100,
         min_interval_s: float = 1.0,
         notebook: bool | None = None,
+        max_overhead: float = 0.05,
+        color: str = COLORS["ppo"],
     ):
         self.total_steps, self.title = total_steps, title
-        self.solved_at, self.window, self.min_interval_s = (
-            solved_at,
-            window,
-            min_interval_s,
-        )
+        self.solved_at, self.window = solved_at, window
+        self.min_interval_s, self.max_overhead = min_interval_s, max_overhead
+        self.color = color
         self.notebook = in_notebook() if notebook is None else notebook
         self.episodes: list[tuple] = []
         self.stats: list[dict] = []
         self.redraw_s = 0.0
         self.redraws = 0
+        self._start = _clock()
         self._last_draw = -float("inf")
         self._handle = None
-        self._bar = None
+        self.bar = None
         if self.notebook:
-            self.fig, self.axes = plt.subplots(1, 3, figsize=(13, 3.6))
-            plt.close(self.fig)  # shown through the display handle only
+            self._make_figure()
         else:
-            self._bar = tqdm(total=total_steps, unit="step", unit_scale=True)
+            self.bar = tqdm(total=total_steps, unit="step", unit_scale=True)
+
+    def _make_figure(self) -> None:
+        """Build the figure and its artists (``lines``) once; ``draw`` moves data."""
+        fig = plt.figure(figsize=(9, 6.2))
+        plt.close(fig)  # shown as an image through the display handle only
+        grid = fig.add_gridspec(2, 2, height_ratios=(1.15, 1))
+        ax_ret = fig.add_subplot(grid[0, :])
+        ax_len = fig.add_subplot(grid[1, 0])
+        ax_diag = fig.add_subplot(grid[1, 1])
+        fig.subplots_adjust(
+            left=0.09, right=0.98, top=0.9, bottom=0.09, hspace=0.42, wspace=0.3
+        )
+        self.fig, self.axes = fig, (ax_ret, ax_len, ax_diag)
+        dots = dict(ls="none", marker=".", ms=2, alpha=0.3, color=self.color)
+        self.lines = {
+            "return": ax_ret.plot([], [], **dots, label="episode")[0],
+            "return_mean": ax_ret.plot(
+                [], [], color=self.color, label=f"mean of last {self.window}"
+            )[0],
+            "length": ax_len.plot([], [], **dots)[0],
+            "length_mean": ax_len.plot([], [], color=self.color)[0],
+        }
+        if self.solved_at is not None:
+            ax_ret.axhline(
+                self.solved_at,
+                color=COLORS["target"],
+                ls="--",
+                label=f"solved ({self.solved_at:g})",
+            )
+        for key in DIAGNOSTICS:
+            label = "entropy (nats)" if key == "entropy" else key
+            self.lines[key] = ax_diag.plot([], [], color=COLORS[key], label=label)[0]
+        ax_ret.set(title="episode return", xlabel="env steps", ylabel="return")
+        ax_len.set(
+            title="episode length", xlabel="env steps", ylabel="steps per episode"
+        )
+        ax_diag.set(
+            title="update diagnostics",
+            xlabel="env steps",
+            ylabel="value (log scale)",
+            yscale="log",
+        )
+        for ax in self.axes:
+            ax.set_xlim(0, self.total_steps)
+            ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+            ax.grid(alpha=0.3)
+        ax_ret.legend(loc="lower right", fontsize=8)
+        ax_diag.legend(loc="best", fontsize=8)
+        self._suptitle = fig.suptitle(self.title)
 
     def update(self, stats: dict, episodes: list[tuple]) -> None:
+        """Record one update; redraw if the time budget allows it."""
         self.stats.append(stats)
         self.episodes += episodes
-        if self._bar is not None:
-            self._bar.n = min(int(stats["env_steps"]), self.total_steps)
+        if self.bar is not None:
+            self.bar.n = min(int(stats["env_steps"]), self.total_steps)
             if self.episodes:
-                recent = [e[2] for e in self.episodes[-self.window :]]
-                self._bar.set_postfix(
-                    mean100=f"{np.mean(recent):.1f}", episodes=len(self.episodes)
+                self.bar.set_postfix(
+                    mean100=f"{self.recent_mean():.1f}", episodes=len(self.episodes)
                 )
-            self._bar.refresh()
-        elif time.perf_counter() - self._last_draw >= self.min_interval_s:
+            self.bar.refresh()
+        elif self.due():
             self.draw()
+
+    def due(self) -> bool:
+        """Whether a redraw now keeps within ``min_interval_s`` and ``max_overhead``."""
+        now = _clock()
+        return (
+            now - self._last_draw >= self.min_interval_s
+            and self.redraw_s <= self.max_overhead * (now - self._start)
+        )
+
+    def recent_mean(self) -> float:
+        """Mean return of the last ``window`` episodes (nan before the first)."""
+        if not self.episodes:
+            return float("nan")
+        return float(np.mean([e[2] for e in self.episodes[-self.window :]]))
 
     def close(self) -> None:
         """Draw the final frame (notebook) or close the progress line (terminal)."""
-        if self._bar is not None:
-            self._bar.close()
+        if self.bar is not None:
+            self.bar.close()
         else:
             self.draw()
 
     def draw(self) -> None:
-        from IPython.display import display
+        """Move the data into the artists, render a PNG and show it in place."""
+        from IPython.display import Image, display
 
-        start = time.perf_counter()
+        start = _clock()
         ax_ret, ax_len, ax_diag = self.axes
-        for ax in self.axes:
-            ax.clear()
         if self.episodes:
             steps, _, returns, lengths = (
                 np.asarray(c) for c in zip(*self.episodes, strict=True)
             )
-            ax_ret.plot(
-                steps,
-                returns,
-                ".",
-                ms=2,
-                alpha=0.3,
-                color=COLORS["ppo"],
-                label="episode",
+            self.lines["return"].set_data(steps, returns)
+            self.lines["return_mean"].set_data(
+                steps, moving_average(returns, self.window)
             )
-            ax_ret.plot(
-                steps,
-                moving_average(returns, self.window),
-                color=COLORS["ppo"],
-                label=f"mean of last {self.window}",
-            )
-            ax_len.plot(steps, lengths, ".", ms=2, alpha=0.3, color=COLORS["ppo"])
-            ax_len.plot(
-                steps, moving_average(lengths, self.window), color=COLORS["ppo"]
-            )
-        if self.solved_at is not None:
-            ax_ret.axhline(
-                self.solved_at, color=COLORS["target"], ls="--", label="solved"
+            self.lines["length"].set_data(steps, lengths)
+            self.lines["length_mean"].set_data(
+                steps, moving_average(lengths, self.window)
             )
         if self.stats:
             steps = [s["env_steps"] for s in self.stats]
-            for key, color in (
-                ("approx_kl", "C4"),
-                ("clip_fraction", "C1"),
-                ("entropy", "C2"),
-            ):
-                values = [s[key] for s in self.stats]
-                scale = 0.1 if key == "entropy" else 1.0
-                ax_diag.plot(
-                    steps,
-                    np.asarray(values) * scale,
-                    color=color,
-                    label=key if scale == 1 else "entropy / 10 (nats)",
-                )
-        ax_ret.set(
-            title=f"{self.title}: episode return", xlabel="env steps", ylabel="return"
-        )
-        ax_len.set(
-            title="episode length", xlabel="env steps", ylabel="steps per episode"
-        )
-        ax_diag.set(title="update diagnostics", xlabel="env steps", ylabel="value")
+            for key in DIAGNOSTICS:
+                values = [s.get(key, np.nan) for s in self.stats]
+                self.lines[key].set_data(steps, values)
+        done = self.stats[-1]["env_steps"] if self.stats else 0
         for ax in self.axes:
-            ax.set_xlim(0, self.total_steps)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", fontsize=8)
-        self.fig.tight_layout()
+            ax.relim()
+            ax.autoscale_view(scalex=False)
+            ax.set_xlim(0, max(self.total_steps, done))  # the last batch may overshoot
+        status = f"{self.title}: {thousands(done)} of {thousands(self.total_steps)}"
+        if self.episodes:
+            status += (
+                f" env steps, mean return of the last {self.window} episodes "
+                f"{self.recent_mean():.1f}"
+            )
+        self._suptitle.set_text(status)
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png")
+        image = Image(data=buffer.getvalue(), format="png")
         if self._handle is None:
-            self._handle = display(self.fig, display_id=True)
+            self._handle = display(image, display_id=True)
         else:
-            self._handle.update(self.fig)
-        self._last_draw = time.perf_counter()
+            self._handle.update(image)
+        self._last_draw = _clock()
         self.redraw_s += self._last_draw - start
         self.redraws += 1

@@ -61,42 +61,49 @@ def collect(
     autoreset in ``SAME_STEP`` mode (``envs.make_vector_env`` does) so that the
     true last observation of a truncated episode is in ``info["final_obs"]``.
     """
-    num_envs = envs.num_envs
-    obs_t = torch.as_tensor(obs, dtype=torch.float32)
-    shape = (num_steps, num_envs)
-    batch = RolloutBatch(
-        obs=torch.zeros((*shape, obs_t.shape[-1])),
-        actions=torch.zeros(shape, dtype=torch.long),
-        logprobs=torch.zeros(shape),
-        values=torch.zeros(shape),
-        rewards=torch.zeros(shape),
-        terminated=torch.zeros(shape, dtype=torch.bool),
-        truncated=torch.zeros(shape, dtype=torch.bool),
-        final_values=torch.zeros(shape),
-        last_values=torch.zeros(num_envs),
+    shape = (num_steps, envs.num_envs)
+    # What the envs return goes into NumPy arrays (a NumPy write costs a fraction
+    # of a torch one, and this loop runs once per env step); they become tensors
+    # at the end without a copy.
+    obs_buf = np.zeros((*shape, obs.shape[-1]), dtype=np.float32)
+    rewards = np.zeros(shape, dtype=np.float32)
+    terminated = np.zeros(shape, dtype=bool)
+    truncated = np.zeros(shape, dtype=bool)
+    actions = torch.zeros(shape, dtype=torch.long)
+    logprobs, values, final_values = (
+        torch.zeros(shape),
+        torch.zeros(shape),
+        torch.zeros(shape),
     )
     episodes: list[tuple[float, int]] = []
     for t in range(num_steps):
-        action, logprob = agent.act(obs_t)
-        batch.obs[t] = obs_t
-        batch.actions[t] = action
-        batch.logprobs[t] = logprob
-        batch.values[t] = agent.value(obs_t)
-        obs, reward, terminated, truncated, info = envs.step(action.numpy())
-        batch.rewards[t] = torch.from_numpy(reward)
-        batch.terminated[t] = torch.from_numpy(terminated)
-        batch.truncated[t] = torch.from_numpy(truncated)
-        if truncated.any():
-            cut = np.flatnonzero(truncated)
+        obs_buf[t] = obs
+        obs_t = torch.from_numpy(obs_buf[t])
+        actions[t], logprobs[t] = agent.act(obs_t)
+        values[t] = agent.value(obs_t)
+        obs, rewards[t], terminated[t], truncated[t], info = envs.step(
+            actions[t].numpy()
+        )
+        if truncated[t].any():
+            cut = np.flatnonzero(truncated[t])
             final_obs = np.stack(info["final_obs"][cut]).astype(np.float32)
-            batch.final_values[t, cut] = agent.value(torch.from_numpy(final_obs))
+            final_values[t, cut] = agent.value(torch.from_numpy(final_obs))
         if "episode" in info:
             for i in np.flatnonzero(info["_episode"]):
                 episodes.append(
                     (float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
                 )
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-    batch.last_values = agent.value(obs_t)
+    batch = RolloutBatch(
+        obs=torch.from_numpy(obs_buf),
+        actions=actions,
+        logprobs=logprobs,
+        values=values,
+        rewards=torch.from_numpy(rewards),
+        terminated=torch.from_numpy(terminated),
+        truncated=torch.from_numpy(truncated),
+        final_values=final_values,
+        last_values=agent.value(torch.as_tensor(obs, dtype=torch.float32)),
+    )
     return batch, obs, episodes
 
 

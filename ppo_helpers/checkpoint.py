@@ -1,0 +1,264 @@
+"""Checkpoints that resume a run exactly, even after ``kill -9`` (chapter 8).
+
+A checkpoint is one file, written between two updates (never in the middle of
+a rollout). It holds everything that changes while PPO trains:
+
+* the network weights and Adam's moment estimates (two ``state_dict``s);
+* torch's random number generator state (action sampling, minibatch order);
+* the reward scaler's running statistics, ``beta`` and the step counter;
+* the config, the episode log and the update diagnostics so far;
+* the environments.
+
+The environments are the hard part: a LunarLander episode lives in a Box2D
+world, which cannot be pickled. So we do not save the world; we save how to
+rebuild it. An episode is fixed by two things: how it started (its reset seed)
+and what the agent did since (its actions). ``ReplayEpisodes`` wraps each
+sub-env and keeps both:
+
+* the sub-env that ``reset(seed=s)`` seeded resets its episode ``k`` with
+  ``episode_seed(s, k)``, a hash of ``(s, k)``. Knowing ``(s, k)`` is enough
+  to restart the episode; no random generator state has to be saved.
+* it records the actions taken since that reset.
+
+To resume, ``restore_envs`` resets each sub-env with its episode's seed and
+replays its actions (at most 1,000 steps per LunarLander env, well under a
+second), then checks that the observation it reaches equals the saved one bit
+for bit. Training always runs through the same wrapper, so a run that writes
+checkpoints and one that does not follow the same code and give the same
+weights.
+
+Files are written atomically: to a temporary file in the same folder, flushed
+to disk (``os.fsync``), then renamed over the final name (``os.replace``), so a
+kill at any moment leaves either the old checkpoint or the new one, never half
+a file. They are read with ``torch.load(weights_only=True)``, which builds
+only tensors and plain Python containers and never runs code from the file.
+A format tag and a version number tell our files from any other.
+"""
+
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+FORMAT = "ppo_helpers.checkpoint"
+VERSION = 1
+KEEP = 3
+"""Checkpoints kept in a folder; older ones are deleted after each save."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, foreign or does not fit the run."""
+
+
+def episode_seed(stream_seed: int, episode: int) -> int:
+    """Reset seed of episode ``episode`` (0, 1, ...) of the env seeded ``stream_seed``.
+
+    A hash (``numpy.random.SeedSequence``), so the seeds of different envs and
+    episodes do not collide the way ``stream_seed + episode`` would.
+    """
+    return int(np.random.SeedSequence([stream_seed, episode]).generate_state(1)[0])
+
+
+class ReplayEpisodes(gym.Wrapper):
+    """Makes the current episode of one env rebuildable from (seed, actions).
+
+    ``reset(seed=s)`` starts the stream: episode 0 is reset with
+    ``episode_seed(s, 0)``, and each later ``reset()`` (the vector env's
+    autoreset) starts episode ``k`` with ``episode_seed(s, k)``. ``actions``
+    lists the actions taken since the current episode began.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.stream_seed: int | None = None
+        self.episode = 0
+        self.actions: list[int] = []
+
+    def _seed(self) -> int | None:
+        if self.stream_seed is None:
+            return None
+        return episode_seed(self.stream_seed, self.episode)
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.stream_seed, self.episode = int(seed), 0
+        elif self.stream_seed is not None:
+            self.episode += 1
+        self.actions = []
+        return self.env.reset(seed=self._seed(), options=options)
+
+    def step(self, action):
+        self.actions.append(int(action))
+        return self.env.step(action)
+
+    def state(self) -> dict:
+        """What ``replay`` needs: the stream seed, the episode number, the actions."""
+        if self.stream_seed is None:
+            raise CheckpointError("an env never reset with a seed cannot be replayed")
+        return {
+            "stream_seed": self.stream_seed,
+            "episode": self.episode,
+            "actions": torch.tensor(self.actions, dtype=torch.long),
+        }
+
+    def replay(self, state: dict) -> tuple[np.ndarray, float]:
+        """Rebuild the episode in ``state``; return its observation and return."""
+        self.stream_seed, self.episode = (
+            int(state["stream_seed"]),
+            int(state["episode"]),
+        )
+        obs, _ = self.env.reset(seed=self._seed())
+        self.actions = state["actions"].tolist()
+        episode_return = 0.0
+        for action in self.actions:
+            # np.int64, as the vector env passes it, in case an env tells them apart
+            obs, reward, terminated, truncated, _ = self.env.step(np.int64(action))
+            episode_return += float(reward)
+            if terminated or truncated:
+                raise CheckpointError(
+                    "replaying a saved episode ended it early: the env does not "
+                    "behave as when the checkpoint was written (another version?)"
+                )
+        return obs, episode_return
+
+
+def _sub_envs(envs: gym.vector.VectorEnv) -> list[ReplayEpisodes]:
+    subs = getattr(envs.unwrapped, "envs", [])
+    if not subs or not all(isinstance(env, ReplayEpisodes) for env in subs):
+        raise TypeError(
+            "checkpointing needs make_vector_env(..., wrapper=ReplayEpisodes)"
+        )
+    return subs
+
+
+def _episode_statistics(envs: gym.vector.VectorEnv) -> RecordEpisodeStatistics:
+    env = envs
+    while not isinstance(env, RecordEpisodeStatistics):
+        env = getattr(env, "env", None)
+        if env is None:
+            raise TypeError("checkpointing needs envs from make_vector_env")
+    return env
+
+
+def env_state(envs: gym.vector.VectorEnv, obs: np.ndarray) -> dict:
+    """The replay state of every sub-env, and ``obs`` (N, D) to check it against."""
+    return {
+        "obs": torch.from_numpy(np.array(obs, copy=True)),
+        "episodes": [env.state() for env in _sub_envs(envs)],
+    }
+
+
+def restore_envs(envs: gym.vector.VectorEnv, state: dict) -> np.ndarray:
+    """Replay each sub-env to where ``env_state`` saw it; return the obs (N, D).
+
+    ``envs`` is a fresh vector env from ``make_vector_env(...,
+    wrapper=ReplayEpisodes)``. The episode statistics (return and length so far)
+    are rebuilt too, so the episodes in progress are reported as if never
+    interrupted.
+    """
+    subs, stats = _sub_envs(envs), _episode_statistics(envs)
+    saved_obs = state["obs"].numpy()
+    if len(state["episodes"]) != len(subs):
+        raise CheckpointError(
+            f"checkpoint has {len(state['episodes'])} envs, the run has {len(subs)}"
+        )
+    replayed = []
+    for i, (env, episode) in enumerate(zip(subs, state["episodes"], strict=True)):
+        obs, episode_return = env.replay(episode)
+        stats.episode_returns[i] = episode_return
+        stats.episode_lengths[i] = len(episode["actions"])
+        replayed.append(obs)
+    obs = np.stack(replayed).astype(saved_obs.dtype)
+    if not np.array_equal(obs, saved_obs):
+        raise CheckpointError(
+            "replaying the saved episodes did not reach the saved observations: "
+            "the env does not behave as when the checkpoint was written"
+        )
+    return obs
+
+
+def path_for(directory: str | os.PathLike, env_steps: int) -> Path:
+    """``directory/step_0000051200.pt``: zero-padded, so names sort by step."""
+    return Path(directory) / f"step_{env_steps:010d}.pt"
+
+
+def latest(directory: str | os.PathLike) -> Path | None:
+    """The newest checkpoint in ``directory``, or None if there is none."""
+    found = sorted(Path(directory).glob("step_*.pt"))
+    return found[-1] if found else None
+
+
+def check_writable(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` if needed and prove a file can be written there.
+
+    Raises ``OSError`` with the path in its message otherwise, before any
+    training time is spent.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / f".write_test.{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return directory
+
+
+def save(path: str | os.PathLike, state: dict) -> Path:
+    """Write ``state`` (tensors and plain containers) to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # Make the rename itself durable: fsync the folder's entry list.
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def prune(directory: str | os.PathLike, keep: int = KEEP) -> None:
+    """Delete all but the newest ``keep`` checkpoints in ``directory``."""
+    for old in sorted(Path(directory).glob("step_*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by ``save``; ``CheckpointError`` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for foreign bytes
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}: {reason})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a ppo_helpers checkpoint (no {FORMAT!r} format tag)"
+        )
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} is checkpoint format version {state.get('version')!r}; "
+            f"this ppo_helpers reads version {VERSION}"
+        )
+    return state
+
+
+def load_latest(directory: str | os.PathLike) -> tuple[Path, dict]:
+    """The newest checkpoint in ``directory`` and its path."""
+    path = latest(directory)
+    if path is None:
+        raise CheckpointError(f"no checkpoint (step_*.pt) in {directory} to resume")
+    return path, load(path)

@@ -1,0 +1,305 @@
+"""Command line: train PPO, log every episode, checkpoint, resume (chapter 8).
+
+    python -m ppo_helpers.train --env LunarLander-v3 --seed 0 \\
+        --total-steps 1000000 --log run.csv --checkpoint-dir ckpt/
+
+writes one CSV row per finished episode (env_steps, wall_s, episode_return,
+episode_length; flushed after every update), shows a progress line on stderr,
+and ends by printing one JSON line with the run's summary on stdout. Every
+PPOConfig field is a flag; --help lists each with its default and range.
+After a crash or kill -9, the same command with --resume continues from the
+newest checkpoint and ends with exactly the weights of an uninterrupted run;
+the CSV is cut back to the rows that checkpoint had seen.
+
+Bad input (an unknown env id, a value out of range, a missing or foreign
+checkpoint, a path that cannot be written) ends with one line on stderr and
+exit status 2 (a malformed flag) or 1 (anything else), never a traceback.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections import deque
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import TextIO
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ppo_helpers import checkpoint, ppo
+from ppo_helpers.checks import check_range
+from ppo_helpers.envs import check_env_id
+from ppo_helpers.rollout import evaluate
+
+PROG = "python -m ppo_helpers.train"
+LOG_HEADER = "env_steps,wall_s,episode_return,episode_length"
+FLAG_NAMES = {"env_id": ("--env", "--env-id")}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block above it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def integer(text: str) -> int:
+    """An int that may also be written 1_000_000 or 1e6."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # a ValueError here makes argparse name the flag
+        if not value.is_integer():
+            raise
+        return int(value)
+
+
+def _config_help(name: str, default, doc: str) -> str:
+    accepted = ""
+    if name in ppo.RANGES:
+        accepted = f"; range {ppo.RANGES[name]}"
+    elif name == "num_minibatches":
+        accepted = "; range [1, num_envs * num_steps]"
+    elif name == "hidden":
+        accepted = "; each >= 1"
+    elif name == "objective":
+        accepted = f"; one of {', '.join(ppo.OBJECTIVES)}"
+    shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{doc} (default: {shown}{accepted})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per ``PPOConfig`` field, generated from the dataclass and its docs."""
+    parser = _Parser(
+        prog=PROG,
+        description="\n\n".join(__doc__.split("\n\n")[:3]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config = parser.add_argument_group("PPO config (ppo.PPOConfig)")
+    docs = ppo.field_docs()
+    for f in fields(ppo.PPOConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flags = FLAG_NAMES.get(f.name, ("--" + f.name.replace("_", "-"),))
+        # SUPPRESS: only flags given on the command line appear in the parsed
+        # args, so a resumed run can tell them from the checkpoint's values.
+        kwargs = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": _config_help(f.name, default, docs[f.name]),
+        }
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, tuple):
+            kwargs.update(type=integer, nargs="+", metavar="N")
+        elif f.name == "objective":
+            kwargs.update(choices=ppo.OBJECTIVES, metavar="NAME")
+        elif isinstance(default, str):
+            kwargs.update(type=str, metavar="ID")
+        elif isinstance(default, int):
+            kwargs.update(type=integer, metavar="N")
+        else:
+            kwargs.update(type=float, metavar="X")
+        config.add_argument(*flags, **kwargs)
+
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--log",
+        type=Path,
+        metavar="CSV",
+        help="write one row per finished episode here (default: no log)",
+    )
+    run.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        metavar="DIR",
+        help="write checkpoints into this folder (default: none)",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=integer,
+        default=50_000,
+        metavar="STEPS",
+        help="env steps between checkpoints (default: 50000; range >= 1)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in --checkpoint-dir",
+    )
+    run.add_argument(
+        "--eval-episodes",
+        type=integer,
+        default=0,
+        metavar="N",
+        help="after training, evaluate the greedy policy on N episodes "
+        "(default: 0, none; range >= 0)",
+    )
+    run.add_argument(
+        "--threads",
+        type=integer,
+        default=1,
+        metavar="N",
+        help="torch threads (default: 1, fastest for small networks; range >= 1)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]:
+    """The run's config, the checkpoint to resume from and its episode log.
+
+    When resuming, the checkpoint's config is the base and flags given on the
+    command line override it (``train`` then refuses any change but
+    ``--total-steps``).
+    """
+    names = {f.name for f in fields(ppo.PPOConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if not args.resume:
+        return ppo.PPOConfig(**given), None, []
+    if args.checkpoint_dir is None:
+        raise ValueError("--resume needs --checkpoint-dir")
+    path, state = checkpoint.load_latest(args.checkpoint_dir)
+    try:
+        cfg = ppo.PPOConfig(**{**state["config"], **given})
+    except TypeError as err:
+        raise checkpoint.CheckpointError(
+            f"{path} has an unusable config: {err}"
+        ) from None
+    ppo.check_resume_config(state, cfg, path)
+    return cfg, path, [tuple(e) for e in state["episodes"]]
+
+
+def _log_row(episode: tuple[int, float, float, int]) -> str:
+    env_steps, wall_s, episode_return, episode_length = episode
+    # repr keeps every bit of the return, so the logs of two runs compare exactly
+    return f"{env_steps},{wall_s:.3f},{episode_return!r},{episode_length}\n"
+
+
+def _open_log(path: Path, episodes: list) -> TextIO:
+    """Open the CSV log for appending, holding exactly ``episodes`` so far.
+
+    A resumed run rewrites it from the checkpoint's episode log: rows that the
+    interrupted run wrote after its last checkpoint are dropped, none repeat.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(LOG_HEADER + "\n")
+            f.writelines(_log_row(e) for e in episodes)
+        os.replace(tmp, path)  # atomic: the old log stays whole until here
+    finally:
+        tmp.unlink(missing_ok=True)
+    return open(path, "a")
+
+
+def _prepare_files(args: argparse.Namespace, episodes: list) -> TextIO | None:
+    """Check the checkpoint folder and open the log before any training."""
+    if args.checkpoint_dir is not None:
+        try:
+            checkpoint.check_writable(args.checkpoint_dir)
+        except OSError as err:
+            raise OSError(
+                f"cannot write --checkpoint-dir {args.checkpoint_dir}: {err}"
+            ) from None
+    if args.log is None:
+        return None
+    try:
+        return _open_log(args.log, episodes)
+    except OSError as err:
+        raise OSError(f"cannot write --log {args.log}: {err}") from None
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train as ``args`` say; return the summary that ``main`` prints."""
+    check_range("checkpoint_every", args.checkpoint_every, 1)
+    check_range("threads", args.threads, 1)
+    check_range("eval_episodes", args.eval_episodes, 0)
+    cfg, resume_path, episodes = _config(args)
+    check_env_id(cfg.env_id)
+    log = _prepare_files(args, episodes)
+    torch.set_num_threads(args.threads)
+    recent = deque((e[2] for e in episodes), maxlen=ppo.SOLVED_WINDOW)
+    bar = None  # made at the first update, so setup errors print nothing else
+
+    def on_update(stats: dict, new_episodes: list) -> None:
+        nonlocal bar
+        if log is not None:
+            log.writelines(_log_row(e) for e in new_episodes)
+            log.flush()
+        recent.extend(e[2] for e in new_episodes)
+        if bar is None:
+            bar = tqdm(
+                total=cfg.total_steps,
+                unit="step",
+                unit_scale=True,
+                disable=args.quiet,
+                file=sys.stderr,
+            )
+        bar.n = min(int(stats["env_steps"]), cfg.total_steps)
+        if recent:
+            bar.set_postfix(mean100=f"{np.mean(recent):.1f}", refresh=False)
+        bar.refresh()
+
+    try:
+        result = ppo.train(
+            cfg,
+            on_update,
+            checkpoint_dir=args.checkpoint_dir,
+            checkpoint_every=args.checkpoint_every,
+            resume=resume_path or False,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+    env_steps = result.updates[-1]["env_steps"] if result.updates else 0
+    newest = checkpoint.latest(args.checkpoint_dir) if args.checkpoint_dir else None
+    summary = {
+        "env_id": cfg.env_id,
+        "seed": cfg.seed,
+        "env_steps": env_steps,
+        "episodes": len(result.episodes),
+        "steps_to_solve": result.steps_to_solve,
+        "wall_s_to_solve": result.wall_s_to_solve,
+        "final_mean100": result.final_mean100,
+        "wall_s": round(result.wall_s, 3),
+        "steps_per_s": round(env_steps / result.wall_s, 1) if result.wall_s else None,
+        "resumed_from": str(resume_path) if resume_path else None,
+        "checkpoint": str(newest) if newest else None,
+        "log": str(args.log) if args.log else None,
+    }
+    if args.eval_episodes:
+        returns = evaluate(result.agent, cfg.env_id, args.eval_episodes)
+        summary.update(
+            eval_episodes=len(returns),
+            eval_mean=float(returns.mean()),
+            eval_std=float(returns.std()),
+        )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except (ValueError, OSError, gym.error.Error) as err:
+        # Bad input, or a file we cannot read or write: say what, on one line.
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

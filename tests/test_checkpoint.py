@@ -1,0 +1,174 @@
+"""Checkpoints: atomic files, clear errors, exact env replay, exact resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from ppo_helpers import checkpoint, ppo
+from ppo_helpers.checkpoint import CheckpointError, ReplayEpisodes
+from ppo_helpers.envs import make_vector_env
+
+torch.set_num_threads(1)  # small networks: one thread is fastest and fair to envs
+TINY = dict(
+    env_id="LunarLander-v3",
+    num_envs=2,
+    num_steps=64,
+    update_epochs=2,
+    num_minibatches=2,
+    hidden=(16,),
+)
+
+
+def test_save_writes_atomically_and_load_round_trips(tmp_path):
+    state = {"weights": torch.arange(6.0).view(2, 3), "steps": 7, "log": [(1, 2.5)]}
+    path = checkpoint.save(tmp_path / "step_0000000007.pt", state)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+    loaded = checkpoint.load(path)
+    assert loaded["format"] == checkpoint.FORMAT
+    assert loaded["version"] == checkpoint.VERSION
+    assert torch.equal(loaded["weights"], state["weights"])
+    assert loaded["steps"] == 7 and loaded["log"] == [(1, 2.5)]
+
+
+def test_a_save_that_dies_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    path = checkpoint.save(tmp_path / "step_0000000001.pt", {"x": torch.ones(3)})
+    before = path.read_bytes()
+
+    def dies_midway(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, {"x": torch.zeros(3)})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_missing_corrupt_and_foreign_files_raise_checkpoint_error(tmp_path):
+    assert issubclass(CheckpointError, ValueError)
+    good = checkpoint.save(tmp_path / "good.pt", {"x": torch.ones(2)})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:100])
+    random_bytes = tmp_path / "random.pt"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(1000))
+    foreign = tmp_path / "foreign.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
+    future = tmp_path / "future.pt"
+    torch.save({"format": checkpoint.FORMAT, "version": 99}, future)
+    cases = [
+        (tmp_path / "missing.pt", "no checkpoint file"),
+        (truncated, "not a readable checkpoint"),
+        (random_bytes, "not a readable checkpoint"),
+        (foreign, "not a ppo_helpers checkpoint"),
+        (future, "version 99"),
+    ]
+    for path, message in cases:
+        with pytest.raises(CheckpointError, match=message) as err:
+            checkpoint.load(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint.load_latest(tmp_path / "empty")
+
+
+def test_latest_and_prune_go_by_step_number(tmp_path):
+    for steps in (512, 2048, 1024, 100_000):
+        checkpoint.save(checkpoint.path_for(tmp_path, steps), {})
+    assert checkpoint.latest(tmp_path).name == "step_0000100000.pt"
+    checkpoint.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "step_0000002048.pt",
+        "step_0000100000.pt",
+    ]
+
+
+def test_episode_seeds_differ_across_envs_and_episodes():
+    seeds = {checkpoint.episode_seed(s, k) for s in range(8) for k in range(200)}
+    assert len(seeds) == 8 * 200
+
+
+def _step_randomly(envs, obs, rng, steps):
+    rows = []
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = envs.step(rng.integers(0, 4, 3))
+        done = info.get("_episode", np.zeros(3, bool))
+        rows.append((obs.copy(), reward, terminated, truncated, done.copy()))
+        if done.any():
+            rows.append(info["episode"]["r"][done].copy())
+    return obs, rows
+
+
+def test_replay_rebuilds_lunarlander_mid_episode():
+    rng = np.random.default_rng(0)
+    envs = make_vector_env("LunarLander-v3", 3, wrapper=ReplayEpisodes)
+    obs, _ = envs.reset(seed=5)
+    obs, _ = _step_randomly(envs, obs, rng, 150)  # some episodes ended, some not
+    state = checkpoint.env_state(envs, obs)
+    assert {e["episode"] for e in state["episodes"]} != {0}
+    assert all(len(e["actions"]) > 0 for e in state["episodes"])
+
+    fresh = make_vector_env("LunarLander-v3", 3, wrapper=ReplayEpisodes)
+    fresh.reset(seed=123)  # any seed: the replay overrides it
+    restored = checkpoint.restore_envs(fresh, state)
+    np.testing.assert_array_equal(restored, obs)
+    # From here both must go on identically, episode returns included.
+    _, expected = _step_randomly(envs, obs, np.random.default_rng(1), 300)
+    _, got = _step_randomly(fresh, restored, np.random.default_rng(1), 300)
+    assert len(expected) == len(got)
+    for a, b in zip(expected, got, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_replay_that_does_not_reach_the_saved_observation_fails():
+    envs = make_vector_env("CartPole-v1", 2, wrapper=ReplayEpisodes)
+    obs, _ = envs.reset(seed=0)
+    obs, *_ = envs.step(np.array([0, 1]))
+    state = checkpoint.env_state(envs, obs)
+    state["obs"][1, 0] += 1e-3
+    with pytest.raises(CheckpointError, match="did not reach the saved obs"):
+        checkpoint.restore_envs(
+            make_vector_env("CartPole-v1", 2, wrapper=ReplayEpisodes), state
+        )
+
+
+def _same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            _same_state(a[key], b[key])
+        elif isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path):
+    full = ppo.train(ppo.PPOConfig(total_steps=1536, **TINY))
+    # The first run stops at 768 steps (a checkpoint is written at its end),
+    # in the middle of episodes; the second continues it to 1536.
+    ppo.train(
+        ppo.PPOConfig(total_steps=768, **TINY),
+        checkpoint_dir=tmp_path,
+        checkpoint_every=10**9,
+    )
+    assert checkpoint.latest(tmp_path).name == "step_0000000768.pt"
+    saved_envs = checkpoint.load(checkpoint.latest(tmp_path))["envs"]["episodes"]
+    assert all(len(e["actions"]) > 0 for e in saved_envs)  # mid-episode: replayed
+    resumed = ppo.train(
+        ppo.PPOConfig(total_steps=1536, **TINY), checkpoint_dir=tmp_path, resume=True
+    )
+    _same_state(full.agent.state_dict(), resumed.agent.state_dict())
+    saved = ppo.load_agent(checkpoint.latest(tmp_path))
+    _same_state(full.agent.state_dict(), saved.state_dict())
+    assert len(full.episodes) > 5
+    drop_wall = [(s, r, n) for s, _, r, n in full.episodes]
+    assert drop_wall == [(s, r, n) for s, _, r, n in resumed.episodes]
+    assert [u["env_steps"] for u in resumed.updates] == list(range(128, 1537, 128))
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    ppo.train(ppo.PPOConfig(total_steps=128, **TINY), checkpoint_dir=tmp_path)
+    other = ppo.PPOConfig(total_steps=256, gamma=0.99, **TINY)
+    with pytest.raises(CheckpointError, match="gamma=0.999, this run has gamma=0.99"):
+        ppo.train(other, checkpoint_dir=tmp_path, resume=True)

@@ -1,0 +1,65 @@
+"""Same seed, same CPU: the same episodes and the same weights, bit for bit."""
+
+import torch
+
+from ppo_helpers import ppo
+from ppo_helpers.train import main
+
+torch.set_num_threads(1)
+
+TINY = dict(
+    env_id="LunarLander-v3",
+    num_envs=2,
+    num_steps=64,
+    update_epochs=2,
+    num_minibatches=2,
+    hidden=(16,),
+    total_steps=1536,
+)
+
+
+def episodes_without_wall(result: ppo.TrainResult) -> list[tuple]:
+    return [(steps, ret, length) for steps, _, ret, length in result.episodes]
+
+
+def same_weights(a: ppo.TrainResult, b: ppo.TrainResult) -> bool:
+    sa, sb = a.agent.state_dict(), b.agent.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_same_seed_gives_identical_episodes_and_weights():
+    a = ppo.train(ppo.PPOConfig(seed=7, **TINY))
+    b = ppo.train(ppo.PPOConfig(seed=7, **TINY))
+    assert len(a.episodes) > 5
+    assert episodes_without_wall(a) == episodes_without_wall(b)
+    assert same_weights(a, b)
+    for stats_a, stats_b in zip(a.updates, b.updates, strict=True):
+        assert {k: v for k, v in stats_a.items() if k != "wall_s"} == {
+            k: v for k, v in stats_b.items() if k != "wall_s"
+        }
+    c = ppo.train(ppo.PPOConfig(seed=8, **TINY))
+    assert episodes_without_wall(a) != episodes_without_wall(c)
+
+
+def test_writing_checkpoints_does_not_change_the_run(tmp_path):
+    plain = ppo.train(ppo.PPOConfig(**TINY))
+    saving = ppo.train(
+        ppo.PPOConfig(**TINY), checkpoint_dir=tmp_path, checkpoint_every=256
+    )
+    assert len(list(tmp_path.glob("step_*.pt"))) == 3  # the newest KEEP are kept
+    assert episodes_without_wall(plain) == episodes_without_wall(saving)
+    assert same_weights(plain, saving)
+
+
+def test_command_line_logs_of_two_runs_match_except_wall_time(tmp_path, capsys):
+    flags = ["--env", "CartPole-v1", "--num-envs", "2", "--num-steps", "64",
+             "--total-steps", "1024", "--hidden", "8", "--update-epochs", "2",
+             "--num-minibatches", "2", "--quiet"]  # fmt: skip
+    logs = []
+    for name in ("a.csv", "b.csv"):
+        assert main([*flags, "--log", str(tmp_path / name)]) == 0
+        rows = (tmp_path / name).read_text().splitlines()
+        logs.append([row.split(",") for row in rows])
+    capsys.readouterr()
+    assert len(logs[0]) > 10
+    assert [r[:1] + r[2:] for r in logs[0]] == [r[:1] + r[2:] for r in logs[1]]

@@ -1,0 +1,198 @@
+"""The command line: flags from the config, CSV + JSON output, clear errors, resume."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import fields
+
+import pytest
+import torch
+
+from ppo_helpers import checkpoint, ppo
+from ppo_helpers.train import LOG_HEADER, main
+
+torch.set_num_threads(1)
+
+CARTPOLE = [
+    "--env", "CartPole-v1", "--num-envs", "2", "--num-steps", "64",
+    "--update-epochs", "1", "--num-minibatches", "2", "--hidden", "8",
+]  # fmt: skip
+LUNAR = [
+    "--env", "LunarLander-v3", "--num-envs", "2", "--num-steps", "64",
+    "--update-epochs", "2", "--num-minibatches", "2", "--hidden", "16",
+]  # fmt: skip
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse: --help, malformed flags
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_identical(a, b, where: str) -> None:
+    """Equal bit for bit, through nested dicts, lists and tensors."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def read_log(path) -> list[list[str]]:
+    with open(path) as f:
+        return list(csv.reader(f))
+
+
+def test_help_shows_every_config_field_with_its_default_and_range(capsys):
+    code, out, _ = run_cli(["--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())  # undo argparse's line wrapping
+    for f in fields(ppo.PPOConfig):
+        flag = "--env" if f.name == "env_id" else "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+    assert "--gamma X Discount factor. (default: 0.999; range [0, 1])" in text
+    assert "(default: 8; range [1, 1024])" in text  # num_envs
+    assert "(default: 0.2; range (0, 1))" in text  # clip_coef
+    assert "--scale-rewards, --no-scale-rewards" in text
+    assert "(default: 64 64; each >= 1)" in text  # hidden
+
+
+def test_run_writes_one_row_per_episode_and_one_json_line(tmp_path, capsys):
+    log = tmp_path / "logs" / "run.csv"
+    argv = [*CARTPOLE, "--total-steps", 1024, "--log", log, "--eval-episodes", 3]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert len(out.splitlines()) == 1
+    summary = json.loads(out)
+    for key in ("steps_to_solve", "wall_s_to_solve", "final_mean100", "steps_per_s"):
+        assert key in summary
+    assert summary["env_steps"] == 1024 and summary["eval_episodes"] == 3
+    assert "mean100=" in err  # the progress line, on stderr
+    header, *rows = read_log(log)
+    assert ",".join(header) == LOG_HEADER
+    assert len(rows) == summary["episodes"] > 0
+    steps = [int(r[0]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] <= 1024
+    assert summary["final_mean100"] == pytest.approx(
+        sum(float(r[2]) for r in rows[-100:]) / len(rows[-100:])
+    )
+    # CartPole pays 1 per step, so each return is the episode's length
+    assert all(float(r[2]) == int(r[3]) for r in rows)
+
+
+def test_bad_input_ends_with_one_clear_line_and_no_traceback(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    empty, corrupt, foreign = (tmp_path / n for n in ("empty", "corrupt", "foreign"))
+    for folder in (empty, corrupt, foreign):
+        folder.mkdir()
+    (corrupt / "step_0000000128.pt").write_bytes(b"\x00garbage" * 50)
+    torch.save(torch.nn.Linear(2, 2).state_dict(), foreign / "step_0000000128.pt")
+    cases = [
+        (["--env", "LunarLander-v2"], "use `LunarLander-v3`"),
+        (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+        (["--gamma", "1.5"], r"gamma must be in [0, 1], got 1.5"),
+        (["--gamma", "abc"], "argument --gamma: invalid float value: 'abc'"),
+        (["--total-steps", "-5"], "total_steps must be >= 1, got -5"),
+        (["--objective", "best"], "argument --objective: invalid choice"),
+        (["--resume"], "--resume needs --checkpoint-dir"),
+        (["--resume", "--checkpoint-dir", empty], "no checkpoint"),
+        (["--resume", "--checkpoint-dir", corrupt], "is not a readable checkpoint"),
+        (["--resume", "--checkpoint-dir", foreign], "is not a ppo_helpers checkpoint"),
+        (["--log", a_file / "run.csv"], "cannot write --log"),
+        (["--checkpoint-dir", a_file / "ckpt"], "cannot write --checkpoint-dir"),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(argv, capsys)
+        assert code != 0, argv
+        assert out == "", argv
+        assert len(err.splitlines()) == 1, err
+        assert message in err, (argv, err)
+        assert "Traceback" not in err
+
+
+def test_resume_refuses_a_changed_hyperparameter(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    code, _, err = run_cli(
+        [*CARTPOLE, "--total-steps", 128, "--checkpoint-dir", ckpt, "--quiet"], capsys
+    )
+    assert code == 0, err
+    argv = [*CARTPOLE, "--total-steps", 256, "--checkpoint-dir", ckpt, "--resume"]
+    code, _, err = run_cli([*argv, "--gamma", "0.9"], capsys)
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "gamma=0.999, this run has gamma=0.9" in err
+    # --total-steps may change: a finished run can be extended
+    code, out, err = run_cli([*argv, "--quiet"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["env_steps"] == 256
+
+
+def test_a_real_process_reports_a_removed_env_in_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "ppo_helpers.train", "--env", "LunarLander-v2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "LunarLander-v3" in proc.stderr
+
+
+def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(tmp_path, capsys):
+    args = [*LUNAR, "--total-steps", 6400, "--checkpoint-every", 640, "--quiet"]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    mine = ["--log", killed / "run.csv", "--checkpoint-dir", killed / "ckpt"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppo_helpers.train", *map(str, args + mine)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while checkpoint.latest(killed / "ckpt") is None:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.01)
+        time.sleep(0.3)  # let it log episodes past the checkpoint, to be dropped
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of any kind
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
+    assert checkpoint.latest(killed / "ckpt").name != "step_0000006400.pt"
+
+    code, out, err = run_cli([*args, *mine, "--resume"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["resumed_from"] is not None
+    mine_whole = ["--log", whole / "run.csv", "--checkpoint-dir", whole / "ckpt"]
+    code, _, err = run_cli([*args, *mine_whole], capsys)
+    assert code == 0, err
+
+    resumed = checkpoint.load(killed / "ckpt" / "step_0000006400.pt")
+    uninterrupted = checkpoint.load(whole / "ckpt" / "step_0000006400.pt")
+    for key in ("agent", "optimizer", "reward_scaler", "torch_rng", "beta"):
+        assert_identical(resumed[key], uninterrupted[key], key)
+
+    def without_wall(rows):
+        return [[r[0], r[2], r[3]] for r in rows]
+
+    log_resumed, log_whole = read_log(killed / "run.csv"), read_log(whole / "run.csv")
+    assert len(log_whole) > 20
+    assert without_wall(log_resumed) == without_wall(log_whole)
