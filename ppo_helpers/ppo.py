@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ppo_helpers import checkpoint, objectives
-from ppo_helpers.advantages import gae, next_state_values
+from ppo_helpers.advantages import batch_gae
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
@@ -450,21 +450,7 @@ def _iteration(
     rewards = batch.rewards
     if cfg.scale_rewards:
         rewards = run.scaler.scale(rewards, batch.episode_ends)
-    next_values = next_state_values(
-        batch.values,
-        batch.last_values,
-        batch.terminated,
-        batch.truncated,
-        batch.final_values,
-    )
-    advantages = gae(
-        rewards,
-        batch.values,
-        next_values,
-        batch.episode_ends,
-        cfg.gamma,
-        cfg.gae_lambda,
-    )
+    advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
     stats = update_fn(run.agent, optimizer, batch, advantages, cfg, run.beta)
     if cfg.objective == "kl_penalty" and cfg.adaptive_beta:
         run.beta = objectives.adaptive_beta(run.beta, stats["kl"], cfg.kl_target)

@@ -130,6 +130,21 @@ class LineSearchResult:
     kl: float
 
 
+def _check_line_search_args(
+    max_kl: float, max_backtracks: int, backtrack_coef: float
+) -> None:
+    check_range("max_kl", max_kl, 0, low_inclusive=False)
+    check_range("max_backtracks", max_backtracks, 1)
+    check_range(
+        "backtrack_coef",
+        backtrack_coef,
+        0,
+        1,
+        low_inclusive=False,
+        high_inclusive=False,
+    )
+
+
 def backtracking_line_search(
     params: Iterable[Tensor],
     full_step: Tensor,
@@ -155,16 +170,7 @@ def backtracking_line_search(
     ``evaluate`` raises), theta is restored bit for bit and ``accepted`` is False.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
-    check_range("max_kl", max_kl, 0, low_inclusive=False)
-    check_range("max_backtracks", max_backtracks, 1)
-    check_range(
-        "backtrack_coef",
-        backtrack_coef,
-        0,
-        1,
-        low_inclusive=False,
-        high_inclusive=False,
-    )
+    _check_line_search_args(max_kl, max_backtracks, backtrack_coef)
     params = list(params)
     old_flat = parameters_to_vector(params).detach().clone()
     with torch.no_grad():
@@ -303,18 +309,9 @@ def trpo_update(
     ``max_kl`` and ``beta``.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
-    check_range("max_kl", max_kl, 0, low_inclusive=False)
+    _check_line_search_args(max_kl, max_backtracks, backtrack_coef)
     check_range("damping", damping, 0)
     check_range("cg_iters", cg_iters, 1)
-    check_range("max_backtracks", max_backtracks, 1)
-    check_range(
-        "backtrack_coef",
-        backtrack_coef,
-        0,
-        1,
-        low_inclusive=False,
-        high_inclusive=False,
-    )
     check_range("value_epochs", value_epochs, 1)
     # clone: the rollout's tensors were made in inference mode, and autograd
     # may not save them for the backward pass

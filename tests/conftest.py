@@ -1,6 +1,21 @@
 """Shared test setup: torch on one thread (as in the book), so tests are fast and
 deterministic on a shared 2-core machine."""
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny():
+    """PPOConfig fields for a LunarLander run of a few seconds (checkpoint and
+    determinism tests): 2 envs x 64 steps, a 16-unit network."""
+    return dict(
+        env_id="LunarLander-v3",
+        num_envs=2,
+        num_steps=64,
+        update_epochs=2,
+        num_minibatches=2,
+        hidden=(16,),
+    )

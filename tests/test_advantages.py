@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from ppo_helpers.advantages import (
+    batch_gae,
     discounted_returns,
     gae,
     next_state_values,
     td_residuals,
 )
+from ppo_helpers.rollout import RolloutBatch
 
 
 def random_rollout(seed: int, steps: int = 9, envs: int = 3):
@@ -91,6 +93,30 @@ def test_truncation_bootstraps_and_termination_does_not():
     # Step 0 bootstraps from V(s_1); at step 1 env 0 terminated (0) and env 1 was
     # truncated (V of its true last observation, 7), not V of the reset state (3).
     torch.testing.assert_close(nxt, torch.tensor([[2.0, 2.0], [0.0, 7.0]]))
+
+
+def test_batch_gae_of_a_hand_worked_batch():
+    # Two envs, two steps, gamma 0.5, lambda 1. Env 0 terminates at step 1,
+    # env 1 is truncated there with V(true last obs) = 7.
+    #   env 0: A_1 = 1 - 2 = -1;          A_0 = (1 + 0.5 * 2 - 1) + 0.5 * A_1 = 0.5
+    #   env 1: A_1 = 1 + 0.5 * 7 - 2 = 2.5; A_0 = 1 + 0.5 * A_1 = 2.25
+    batch = RolloutBatch(
+        obs=torch.zeros(2, 2, 1),
+        actions=torch.zeros(2, 2, dtype=torch.long),
+        logprobs=torch.zeros(2, 2),
+        values=torch.tensor([[1.0, 1.0], [2.0, 2.0]]),
+        rewards=torch.ones(2, 2),
+        terminated=torch.tensor([[False, False], [True, False]]),
+        truncated=torch.tensor([[False, False], [False, True]]),
+        final_values=torch.tensor([[0.0, 0.0], [0.0, 7.0]]),
+        last_values=torch.tensor([3.0, 3.0]),
+    )
+    expected = torch.tensor([[0.5, 2.25], [-1.0, 2.5]])
+    torch.testing.assert_close(batch_gae(batch, 0.5, 1.0), expected)
+    # Rewards passed in (scaled ones, in train) replace batch.rewards: doubling
+    # every reward adds 1 + 0.5 = 1.5 to A_0 and 1 to A_1.
+    doubled = batch_gae(batch, 0.5, 1.0, rewards=2 * batch.rewards)
+    torch.testing.assert_close(doubled, expected + torch.tensor([[1.5], [1.0]]))
 
 
 def test_value_target_of_a_truncated_constant_reward_episode_is_r_over_1_minus_gamma():

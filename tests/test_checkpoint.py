@@ -8,16 +8,6 @@ from ppo_helpers import checkpoint, ppo
 from ppo_helpers.checkpoint import CheckpointError, ReplayEpisodes
 from ppo_helpers.envs import make_vector_env
 
-torch.set_num_threads(1)  # small networks: one thread is fastest and fair to envs
-TINY = dict(
-    env_id="LunarLander-v3",
-    num_envs=2,
-    num_steps=64,
-    update_epochs=2,
-    num_minibatches=2,
-    hidden=(16,),
-)
-
 
 def test_save_writes_atomically_and_load_round_trips(tmp_path):
     state = {"weights": torch.arange(6.0).view(2, 3), "steps": 7, "log": [(1, 2.5)]}
@@ -143,12 +133,12 @@ def _same_state(a: dict, b: dict) -> None:
             assert a[key] == b[key], key
 
 
-def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path):
-    full = ppo.train(ppo.PPOConfig(total_steps=1536, **TINY))
+def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny):
+    full = ppo.train(ppo.PPOConfig(total_steps=1536, **tiny))
     # The first run stops at 768 steps (a checkpoint is written at its end),
     # in the middle of episodes; the second continues it to 1536.
     ppo.train(
-        ppo.PPOConfig(total_steps=768, **TINY),
+        ppo.PPOConfig(total_steps=768, **tiny),
         checkpoint_dir=tmp_path,
         checkpoint_every=10**9,
     )
@@ -156,7 +146,7 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path):
     saved_envs = checkpoint.load(checkpoint.latest(tmp_path))["envs"]["episodes"]
     assert all(len(e["actions"]) > 0 for e in saved_envs)  # mid-episode: replayed
     resumed = ppo.train(
-        ppo.PPOConfig(total_steps=1536, **TINY), checkpoint_dir=tmp_path, resume=True
+        ppo.PPOConfig(total_steps=1536, **tiny), checkpoint_dir=tmp_path, resume=True
     )
     _same_state(full.agent.state_dict(), resumed.agent.state_dict())
     saved = ppo.load_agent(checkpoint.latest(tmp_path))
@@ -167,8 +157,8 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path):
     assert [u["env_steps"] for u in resumed.updates] == list(range(128, 1537, 128))
 
 
-def test_resume_refuses_a_different_config(tmp_path):
-    ppo.train(ppo.PPOConfig(total_steps=128, **TINY), checkpoint_dir=tmp_path)
-    other = ppo.PPOConfig(total_steps=256, gamma=0.99, **TINY)
+def test_resume_refuses_a_different_config(tmp_path, tiny):
+    ppo.train(ppo.PPOConfig(total_steps=128, **tiny), checkpoint_dir=tmp_path)
+    other = ppo.PPOConfig(total_steps=256, gamma=0.99, **tiny)
     with pytest.raises(CheckpointError, match="gamma=0.999, this run has gamma=0.99"):
         ppo.train(other, checkpoint_dir=tmp_path, resume=True)

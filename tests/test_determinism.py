@@ -5,18 +5,6 @@ import torch
 from ppo_helpers import ppo
 from ppo_helpers.train import main
 
-torch.set_num_threads(1)
-
-TINY = dict(
-    env_id="LunarLander-v3",
-    num_envs=2,
-    num_steps=64,
-    update_epochs=2,
-    num_minibatches=2,
-    hidden=(16,),
-    total_steps=1536,
-)
-
 
 def episodes_without_wall(result: ppo.TrainResult) -> list[tuple]:
     return [(steps, ret, length) for steps, _, ret, length in result.episodes]
@@ -27,9 +15,9 @@ def same_weights(a: ppo.TrainResult, b: ppo.TrainResult) -> bool:
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_same_seed_gives_identical_episodes_and_weights():
-    a = ppo.train(ppo.PPOConfig(seed=7, **TINY))
-    b = ppo.train(ppo.PPOConfig(seed=7, **TINY))
+def test_same_seed_gives_identical_episodes_and_weights(tiny):
+    a = ppo.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
+    b = ppo.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
     assert len(a.episodes) > 5
     assert episodes_without_wall(a) == episodes_without_wall(b)
     assert same_weights(a, b)
@@ -37,14 +25,16 @@ def test_same_seed_gives_identical_episodes_and_weights():
         assert {k: v for k, v in stats_a.items() if k != "wall_s"} == {
             k: v for k, v in stats_b.items() if k != "wall_s"
         }
-    c = ppo.train(ppo.PPOConfig(seed=8, **TINY))
+    c = ppo.train(ppo.PPOConfig(seed=8, total_steps=1536, **tiny))
     assert episodes_without_wall(a) != episodes_without_wall(c)
 
 
-def test_writing_checkpoints_does_not_change_the_run(tmp_path):
-    plain = ppo.train(ppo.PPOConfig(**TINY))
+def test_writing_checkpoints_does_not_change_the_run(tmp_path, tiny):
+    plain = ppo.train(ppo.PPOConfig(total_steps=1536, **tiny))
     saving = ppo.train(
-        ppo.PPOConfig(**TINY), checkpoint_dir=tmp_path, checkpoint_every=256
+        ppo.PPOConfig(total_steps=1536, **tiny),
+        checkpoint_dir=tmp_path,
+        checkpoint_every=256,
     )
     assert len(list(tmp_path.glob("step_*.pt"))) == 3  # the newest KEEP are kept
     assert episodes_without_wall(plain) == episodes_without_wall(saving)

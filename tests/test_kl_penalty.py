@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ppo_helpers import objectives, ppo
-from ppo_helpers.advantages import gae, next_state_values
+from ppo_helpers.advantages import batch_gae
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.rollout import collect
@@ -82,21 +82,7 @@ def test_larger_beta_gives_a_smaller_update_on_the_same_batch():
     agent = ActorCritic(4, 2)
     batch, _, _ = collect(envs, agent, obs, cfg.num_steps)
     envs.close()
-    next_values = next_state_values(
-        batch.values,
-        batch.last_values,
-        batch.terminated,
-        batch.truncated,
-        batch.final_values,
-    )
-    advantages = gae(
-        batch.rewards,
-        batch.values,
-        next_values,
-        batch.episode_ends,
-        cfg.gamma,
-        cfg.gae_lambda,
-    )
+    advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda)
     kls = []
     for beta in (0.01, 1.0, 100.0):
         torch.manual_seed(1)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ppo_helpers.advantages import gae, next_state_values
+from ppo_helpers.advantages import batch_gae
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.objectives import categorical_kl, value_loss
@@ -373,16 +373,7 @@ def cartpole_batch():
     agent = ActorCritic(4, 2)
     batch, _, _ = collect(envs, agent, obs, TRPO_CFG.num_steps)
     envs.close()
-    next_values = next_state_values(
-        batch.values,
-        batch.last_values,
-        batch.terminated,
-        batch.truncated,
-        batch.final_values,
-    )
-    advantages = gae(
-        batch.rewards, batch.values, next_values, batch.episode_ends, 0.99, 0.95
-    )
+    advantages = batch_gae(batch, 0.99, 0.95)
     return agent, batch, advantages
 
 
