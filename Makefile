@@ -70,6 +70,7 @@ notebooks: $(STAMP)
 	env -u PPO_BOOK_QUICK $(BIN)/jupyter-execute --inplace --timeout=1800 notebooks/*.ipynb
 
 benchmark: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/profile_iteration.py
 	$(BIN)/python benchmarks/lunarlander.py
 
 clean:

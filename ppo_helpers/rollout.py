@@ -70,17 +70,12 @@ def collect(
     terminated = np.zeros(shape, dtype=bool)
     truncated = np.zeros(shape, dtype=bool)
     actions = torch.zeros(shape, dtype=torch.long)
-    logprobs, values, final_values = (
-        torch.zeros(shape),
-        torch.zeros(shape),
-        torch.zeros(shape),
-    )
+    logprobs, final_values = torch.zeros(shape), torch.zeros(shape)
     episodes: list[tuple[float, int]] = []
     for t in range(num_steps):
         obs_buf[t] = obs
         obs_t = torch.from_numpy(obs_buf[t])
         actions[t], logprobs[t] = agent.act(obs_t)
-        values[t] = agent.value(obs_t)
         obs, rewards[t], terminated[t], truncated[t], info = envs.step(
             actions[t].numpy()
         )
@@ -93,11 +88,14 @@ def collect(
                 episodes.append(
                     (float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
                 )
+    # The critic does not change during the rollout, so V(s_t) for all T * N
+    # observations comes from one forward pass rather than T small ones.
+    obs_all = torch.from_numpy(obs_buf)
     batch = RolloutBatch(
-        obs=torch.from_numpy(obs_buf),
+        obs=obs_all,
         actions=actions,
         logprobs=logprobs,
-        values=values,
+        values=agent.value(obs_all),
         rewards=torch.from_numpy(rewards),
         terminated=torch.from_numpy(terminated),
         truncated=torch.from_numpy(truncated),

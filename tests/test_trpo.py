@@ -405,8 +405,12 @@ def test_trpo_update_keeps_the_measured_kl_within_max_kl(cartpole_batch, max_kl)
 def test_trpo_update_rejected_step_leaves_the_actor_unchanged(cartpole_batch):
     agent0, batch, advantages = cartpole_batch
     agent, optimizer = fresh_copy(agent0)
-    # A = 0 everywhere: L^CPI is flat, no step improves it, the line search rejects
-    stats = trpo_update(agent, optimizer, batch, torch.zeros_like(advantages), TRPO_CFG)
+    # The same A everywhere: normalised (cfg.norm_adv) it is 0, L^CPI is flat, no
+    # step improves it and the line search rejects. The value targets A + V_old
+    # still differ from V_old, so the critic has something to learn.
+    assert TRPO_CFG.norm_adv
+    constant = torch.full_like(advantages, 5.0)
+    stats = trpo_update(agent, optimizer, batch, constant, TRPO_CFG)
     assert stats["accepted"] == 0.0
     assert stats["step_fraction"] == 0.0
     assert stats["kl"] == 0.0
