@@ -96,9 +96,9 @@ class PPOConfig:
     """Seeds torch, the envs' resets and the action sampling."""
     total_steps: int = 300_000
     """Env steps to train for, summed over all envs."""
-    num_envs: int = 8
+    num_envs: int = 16
     """Envs stepped in lockstep (SyncVectorEnv)."""
-    num_steps: int = 256
+    num_steps: int = 128
     """Steps per env in one rollout; a batch is num_envs * num_steps samples."""
     learning_rate: float = 1e-3
     """Adam step size at the start of training."""

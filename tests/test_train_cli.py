@@ -66,7 +66,7 @@ def test_help_shows_every_config_field_with_its_default_and_range(capsys):
         flag = "--env" if f.name == "env_id" else "--" + f.name.replace("_", "-")
         assert flag in text, flag
     assert "--gamma X Discount factor. (default: 0.999; range [0, 1])" in text
-    assert "(default: 8; range [1, 1024])" in text  # num_envs
+    assert "(default: 16; range [1, 1024])" in text  # num_envs
     assert "(default: 0.2; range (0, 1))" in text  # clip_coef
     assert "--scale-rewards, --no-scale-rewards" in text
     assert "(default: 64 64; each >= 1)" in text  # hidden
