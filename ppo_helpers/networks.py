@@ -39,7 +39,7 @@ class ActorCritic(nn.Module):
     ==========  ==========  ===========================================
 
     Actor and critic share no weights, so the large value gradients cannot
-    disturb the policy's features (chapter 5 measures why this matters).
+    disturb the policy's features (chapter 5).
     """
 
     def __init__(
