@@ -35,7 +35,7 @@ COLORS = {
     "critic_crude": "#c49c94",
     "critic_fitted": "#637939",
     "no_reward_scaling": "#e377c2",
-    "joint_grad_clip": "#bcbd22",
+    "per_network_grad_clip": "#bcbd22",
     "no_adv_norm": "#843c39",
     "no_lr_anneal": "#393b79",
 }

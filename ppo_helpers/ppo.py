@@ -132,8 +132,8 @@ class PPOConfig:
     """Clip the value change around the old value at this size; 0 turns it off."""
     max_grad_norm: float = 0.5
     """Gradient-norm clip; 0 turns it off."""
-    clip_per_network: bool = True
-    """Clip actor and critic gradient norms separately rather than jointly."""
+    clip_per_network: bool = False
+    """Clip actor and critic gradient norms separately; False clips one joint norm."""
     norm_adv: bool = True
     """Normalise advantages to mean 0, std 1 in each minibatch."""
     scale_rewards: bool = True
