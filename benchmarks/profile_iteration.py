@@ -17,13 +17,13 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ppo_helpers import ppo
-from ppo_helpers.train import build_parser
+from ppo_helpers.train import build_parser, given_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK = time.thread_time
@@ -91,9 +91,7 @@ def main() -> None:
     if min(args.reps, args.iters) < 1:
         parser.error("--reps and --iters must be >= 1")
     torch.set_num_threads(1)
-    flags = vars(build_parser().parse_args(extra))
-    names = {f.name for f in fields(ppo.PPOConfig)}
-    base = ppo.PPOConfig(**{k: v for k, v in flags.items() if k in names})
+    base = ppo.PPOConfig(**given_config(build_parser().parse_args(extra)))
     cfg = replace(base, total_steps=base.batch_size * (args.iters + 1))
     runs = [profile_once(cfg) for _ in range(args.reps)]
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}

@@ -20,7 +20,6 @@ A full run is 1M env steps per seed. Not part of ``make test``; not run in CI.
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -28,6 +27,9 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch
+
+# The book's benchmark, next to this file: the same median (unsolved runs last).
+from lunarlander import median
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -108,13 +110,6 @@ def run_seed(seed: int, total_steps: int, eval_episodes: int) -> dict:
         "eval_mean": float(evals.mean()),
         "eval_std": float(evals.std()),
     }
-
-
-def median(values: list) -> float | None:
-    """Median, or None if a run that never solved (None) reaches the middle."""
-    ranked = sorted(values, key=lambda v: (v is None, v or 0))
-    mid = ranked[(len(ranked) - 1) // 2 : len(ranked) // 2 + 1]
-    return None if any(v is None for v in mid) else statistics.mean(mid)
 
 
 def markdown(rows: list[dict]) -> str:

@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def given_config(args: argparse.Namespace) -> dict:
+    """The ``PPOConfig`` fields among parsed ``args``: the flags that were given."""
+    names = {f.name for f in fields(ppo.PPOConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
 def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]:
     """The run's config, the checkpoint to resume from and its episode log.
 
@@ -156,8 +162,7 @@ def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]
     command line override it (``train`` then refuses any change but
     ``--total-steps``).
     """
-    names = {f.name for f in fields(ppo.PPOConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names}
+    given = given_config(args)
     if not args.resume:
         return ppo.PPOConfig(**given), None, []
     if args.checkpoint_dir is None:
