@@ -12,7 +12,15 @@ BOOK_FLAGS := -W -n --keep-going
 # Keep torch to one thread: faster for 64-unit MLPs, and fair to env stepping.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test lint unit nbval book-quick browser chromium colab notebooks benchmark clean
+# Numeric code paths that this CPU can take besides its own (CONTRIBUTING.md,
+# "Numeric code paths"): MKL's conditional-numerical-reproducibility branches and
+# torch's unvectorised kernels. The unit tests run under each, nbval under one
+# that combines two of them; AVX2 only where the CPU has it.
+HAS_AVX2 := $(shell grep -m1 -ow avx2 /proc/cpuinfo 2>/dev/null)
+NUMERIC_PATHS := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default $(if $(HAS_AVX2),MKL_CBWR=AVX2)
+NBVAL_PATH := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default
+
+.PHONY: book test lint unit unit-paths nbval book-quick browser chromium colab notebooks benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +37,10 @@ book: $(STAMP)
 	env -u PPO_BOOK_QUICK $(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "[book] open _build/html/index.html"
 
-## make test: lint, unit tests, nbval on every notebook (quick), quick book build,
+## make test: lint, unit tests (on this CPU's own path and on the others it can
+## emulate), nbval on every notebook (quick, on another path), quick book build,
 ## and every built page checked in headless Chromium
-test: lint unit nbval book-quick browser colab
+test: lint unit unit-paths nbval book-quick browser colab
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,8 +50,16 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab
 
+unit-paths: $(STAMP)
+	@for path in $(NUMERIC_PATHS); do \
+	  echo "[unit] under $$path"; \
+	  env $$path $(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab -q \
+	    -p no:cacheprovider || exit 1; \
+	done
+
 nbval: $(STAMP)
-	PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks -p no:cacheprovider
+	@echo "[nbval] under $(NBVAL_PATH)"
+	$(NBVAL_PATH) PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks -p no:cacheprovider
 
 book-quick: $(STAMP)
 	PPO_BOOK_QUICK=1 $(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output _build/quick

@@ -36,6 +36,40 @@ def check_env_id(env_id: str) -> None:
         ) from None
 
 
+class UnsupportedSpaceError(ValueError):
+    """An env whose observation or action space the book's networks cannot handle."""
+
+
+def check_spaces(env_id: str, observation_space, action_space) -> None:
+    """Raise ``UnsupportedSpaceError`` unless the spaces fit ``networks.ActorCritic``.
+
+    Supported: a flat ``Box`` observation (shape ``(D,)``) and a ``Discrete``
+    action space. The message names what the env has and what is supported.
+    """
+    flat_box = isinstance(observation_space, gym.spaces.Box) and (
+        len(observation_space.shape) == 1
+    )
+    if not flat_box:
+        raise UnsupportedSpaceError(
+            f"{env_id} has observation space {observation_space}; supported: a "
+            "flat Box of shape (D,) (images and dicts need another network)"
+        )
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise UnsupportedSpaceError(
+            f"{env_id} has action space {action_space}; supported: Discrete"
+        )
+
+
+def check_env(env_id: str) -> None:
+    """``check_env_id``, then ``check_spaces`` on one instance of the env."""
+    check_env_id(env_id)
+    env = gym.make(env_id)
+    try:
+        check_spaces(env_id, env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
 def make_env(env_id: str, seed: int | None = None, **kwargs) -> gym.Env:
     """One environment, reset once with ``seed`` so its randomness is fixed.
 
@@ -75,4 +109,9 @@ def make_vector_env(
         [make_one for _ in range(num_envs)],
         autoreset_mode=AutoresetMode.SAME_STEP,
     )
+    try:
+        check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
+    except UnsupportedSpaceError:
+        envs.close()
+        raise
     return RecordEpisodeStatistics(envs)

@@ -474,7 +474,10 @@ def train(
     checkpoint_every: int = 50_000,
     resume: bool | str | os.PathLike = False,
 ) -> TrainResult:
-    """Train a fresh agent with ``cfg``; deterministic for a fixed seed on the CPU.
+    """Train a fresh agent with ``cfg``; bit-identical for a fixed seed on one machine.
+
+    Another CPU takes other floating-point paths: its run differs in the numbers
+    and agrees in the conclusions.
 
     ``on_update(stats, new_episodes)`` is called after every update, for a live
     plot or a progress line (``plotting.LivePlot.update`` fits it).

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ppo_helpers import checkpoint, ppo
 from ppo_helpers.checks import check_range
-from ppo_helpers.envs import check_env_id
+from ppo_helpers.envs import check_env
 from ppo_helpers.rollout import evaluate
 
 PROG = "python -m ppo_helpers.train"
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> dict:
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
     cfg, resume_path, episodes = _config(args)
-    check_env_id(cfg.env_id)
+    check_env(cfg.env_id)
     log = _prepare_files(args, episodes)
     torch.set_num_threads(args.threads)
     recent = deque((e[2] for e in episodes), maxlen=ppo.SOLVED_WINDOW)

@@ -106,6 +106,8 @@ def test_bad_input_ends_with_one_clear_line_and_no_traceback(tmp_path, capsys):
     cases = [
         (["--env", "LunarLander-v2"], "use `LunarLander-v3`"),
         (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+        (["--env", "CarRacing-v3"], "CarRacing-v3 has observation space Box(0, 255"),
+        (["--env", "Pendulum-v1"], "Pendulum-v1 has action space Box(-2.0, 2.0"),
         (["--gamma", "1.5"], r"gamma must be in [0, 1], got 1.5"),
         (["--gamma", "abc"], "argument --gamma: invalid float value: 'abc'"),
         (["--total-steps", "-5"], "total_steps must be >= 1, got -5"),
