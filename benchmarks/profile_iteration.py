@@ -1,7 +1,7 @@
 """Where a PPO iteration's time goes: env stepping, policy forward, advantages, update.
 
 Trains the book's default LunarLander-v3 config (torch on one thread) for a few
-iterations with timers around the pieces of ``ppo.train``'s loop and prints
+iterations with timers around the pieces of ``run.train``'s loop and prints
 seconds per iteration (one rollout of ``num_envs * num_steps`` env steps and
 one update), measured as this thread's CPU time, so that other processes on
 the machine inflate it less than wall time. Writes
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ppo_helpers import ppo
+from ppo_helpers import ppo, run
 from ppo_helpers.train import build_parser, given_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,7 +57,7 @@ def profile_once(cfg: ppo.PPOConfig) -> dict[str, float]:
             totals.update(dict.fromkeys(totals, 0.0))
         marks.append(CLOCK())
 
-    collect, batch_gae, scale = ppo.collect, ppo.batch_gae, ppo.RewardScaler.scale
+    collect, batch_gae, scale = run.collect, run.batch_gae, run.RewardScaler.scale
 
     def collect_timing_env(envs, *args, **kwargs):
         envs.step = timed(totals, "env stepping", envs.step)
@@ -66,13 +66,13 @@ def profile_once(cfg: ppo.PPOConfig) -> dict[str, float]:
         finally:
             del envs.step  # the instance attribute shadowed the class method
 
-    ppo.collect = collect_timing_env
-    ppo.batch_gae = timed(totals, "advantages", batch_gae)
-    ppo.RewardScaler.scale = timed(totals, "advantages", scale)
+    run.collect = collect_timing_env
+    run.batch_gae = timed(totals, "advantages", batch_gae)
+    run.RewardScaler.scale = timed(totals, "advantages", scale)
     try:
-        ppo.train(cfg, on_update, update_fn=timed(totals, "update", ppo.update))
+        run.train(cfg, on_update, update_fn=timed(totals, "update", ppo.update))
     finally:
-        ppo.collect, ppo.batch_gae, ppo.RewardScaler.scale = collect, batch_gae, scale
+        run.collect, run.batch_gae, run.RewardScaler.scale = collect, batch_gae, scale
     iterations = len(marks) - 1
     totals["policy forward"] = totals.pop("rollout") - totals["env stepping"]
     totals["total"] = marks[-1] - marks[0]
@@ -91,10 +91,10 @@ def main() -> None:
     if min(args.reps, args.iters) < 1:
         parser.error("--reps and --iters must be >= 1")
     torch.set_num_threads(1)
-    base = ppo.PPOConfig(**given_config(build_parser().parse_args(extra)))
+    base = ppo.PPOConfig.for_env(**given_config(build_parser().parse_args(extra)))
     cfg = replace(base, total_steps=base.batch_size * (args.iters + 1))
     runs = [profile_once(cfg) for _ in range(args.reps)]
-    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     lines = [
         f"Per iteration ({cfg.num_envs} envs x {cfg.num_steps} steps = "
         f"{cfg.batch_size} env steps, {cfg.update_epochs} epochs x "

@@ -1,9 +1,33 @@
 """Small, tested helpers for the executable PPO book.
 
-Each public function names the chapter that derives it. Modules:
-``budget``, ``envs``, ``networks``, ``rollout``, ``advantages``, ``objectives``,
-``scaling``, ``trpo``, ``ppo``, ``checkpoint``, ``train`` (the command line),
-``plotting``, ``book``.
+Each public function names the chapter that derives it. The modules, in layers
+from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
+
+1. pure math: ``checks``, ``advantages``, ``objectives``, ``scaling``;
+2. what the math acts on: ``networks``, ``envs``, ``rollout``;
+3. one algorithm step: ``ppo`` (config and update), ``trpo``;
+4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
+5. the fronts: ``train`` (command line), ``plotting``, ``book``, ``budget``.
+
+The names below are the public API; ``from ppo_helpers import train`` and the
+like import the modules themselves.
 """
 
-__version__ = "0.1.0"
+from ppo_helpers.networks import ActorCritic
+from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, update
+from ppo_helpers.rollout import RolloutBatch, collect, evaluate
+from ppo_helpers.run import Episode, TrainResult, load_agent
+
+__version__ = "0.2.0"
+__all__ = [
+    "BOX_DEFAULTS",
+    "ActorCritic",
+    "Episode",
+    "PPOConfig",
+    "RolloutBatch",
+    "TrainResult",
+    "collect",
+    "evaluate",
+    "load_agent",
+    "update",
+]

@@ -12,14 +12,9 @@ The one rule both follow: at step ``t`` the next state's value is
 ``next_state_values`` builds that tensor once; everything else takes it.
 """
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from ppo_helpers.checks import check_range
-
-if TYPE_CHECKING:
-    from ppo_helpers.rollout import RolloutBatch
 
 
 def next_state_values(
@@ -106,31 +101,3 @@ def gae(
         running = deltas[t] + gamma * gae_lambda * running * (~episode_ends[t])
         advantages[t] = running
     return advantages
-
-
-def batch_gae(
-    batch: "RolloutBatch",
-    gamma: float,
-    gae_lambda: float,
-    rewards: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """GAE advantages (T, N) of a ``rollout.RolloutBatch``.
-
-    ``next_state_values`` from the batch's bootstrap fields, then ``gae``.
-    ``rewards`` (T, N) replaces ``batch.rewards``, e.g. with scaled rewards.
-    """
-    next_values = next_state_values(
-        batch.values,
-        batch.last_values,
-        batch.terminated,
-        batch.truncated,
-        batch.final_values,
-    )
-    return gae(
-        batch.rewards if rewards is None else rewards,
-        batch.values,
-        next_values,
-        batch.episode_ends,
-        gamma,
-        gae_lambda,
-    )

@@ -3,7 +3,8 @@
 A checkpoint is one file, written between two updates (never in the middle of
 a rollout). It holds everything that changes while PPO trains:
 
-* the network weights and Adam's moment estimates (two ``state_dict``s);
+* the network weights, observation statistics and Adam's moment estimates
+  (two ``state_dict``s), and the env's spaces that the network was built for;
 * torch's random number generator state (action sampling, minibatch order);
 * the reward scaler's running statistics, ``beta`` and the step counter;
 * the config, the episode log and the update diagnostics so far;
@@ -44,7 +45,7 @@ import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 FORMAT = "ppo_helpers.checkpoint"
-VERSION = 1
+VERSION = 2
 KEEP = 3
 """Checkpoints kept in a folder; older ones are deleted after each save."""
 
@@ -68,14 +69,15 @@ class ReplayEpisodes(gym.Wrapper):
     ``reset(seed=s)`` starts the stream: episode 0 is reset with
     ``episode_seed(s, 0)``, and each later ``reset()`` (the vector env's
     autoreset) starts episode ``k`` with ``episode_seed(s, k)``. ``actions``
-    lists the actions taken since the current episode began.
+    lists the actions taken since the current episode began, as the env got
+    them (ints, or float vectors for a Box).
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self.stream_seed: int | None = None
         self.episode = 0
-        self.actions: list[int] = []
+        self.actions: list[np.ndarray] = []
 
     def _seed(self) -> int | None:
         if self.stream_seed is None:
@@ -91,17 +93,19 @@ class ReplayEpisodes(gym.Wrapper):
         return self.env.reset(seed=self._seed(), options=options)
 
     def step(self, action):
-        self.actions.append(int(action))
+        self.actions.append(np.array(action, copy=True))
         return self.env.step(action)
 
     def state(self) -> dict:
         """What ``replay`` needs: the stream seed, the episode number, the actions."""
         if self.stream_seed is None:
             raise CheckpointError("an env never reset with a seed cannot be replayed")
+        space = self.action_space
+        actions = np.array(self.actions, dtype=space.dtype).reshape(-1, *space.shape)
         return {
             "stream_seed": self.stream_seed,
             "episode": self.episode,
-            "actions": torch.tensor(self.actions, dtype=torch.long),
+            "actions": torch.from_numpy(actions),
         }
 
     def replay(self, state: dict) -> tuple[np.ndarray, float]:
@@ -111,11 +115,12 @@ class ReplayEpisodes(gym.Wrapper):
             int(state["episode"]),
         )
         obs, _ = self.env.reset(seed=self._seed())
-        self.actions = state["actions"].tolist()
+        # rows of a NumPy array: np.int64 or float vectors, as the vector env
+        # passes them, in case an env tells them apart
+        self.actions = list(state["actions"].numpy())
         episode_return = 0.0
         for action in self.actions:
-            # np.int64, as the vector env passes it, in case an env tells them apart
-            obs, reward, terminated, truncated, _ = self.env.step(np.int64(action))
+            obs, reward, terminated, truncated, _ = self.env.step(action)
             episode_return += float(reward)
             if terminated or truncated:
                 raise CheckpointError(
@@ -178,6 +183,20 @@ def restore_envs(envs: gym.vector.VectorEnv, state: dict) -> np.ndarray:
             "the env does not behave as when the checkpoint was written"
         )
     return obs
+
+
+def space_state(space: gym.spaces.Space) -> dict:
+    """A Discrete or Box space as plain values, to save beside the weights."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"n": int(space.n)}
+    return {"low": torch.as_tensor(space.low), "high": torch.as_tensor(space.high)}
+
+
+def space_from_state(state: dict) -> gym.spaces.Space:
+    """The space that ``space_state`` saved."""
+    if "n" in state:
+        return gym.spaces.Discrete(state["n"])
+    return gym.spaces.Box(state["low"].numpy(), state["high"].numpy())
 
 
 def path_for(directory: str | os.PathLike, env_steps: int) -> Path:

@@ -43,8 +43,9 @@ class UnsupportedSpaceError(ValueError):
 def check_spaces(env_id: str, observation_space, action_space) -> None:
     """Raise ``UnsupportedSpaceError`` unless the spaces fit ``networks.ActorCritic``.
 
-    Supported: a flat ``Box`` observation (shape ``(D,)``) and a ``Discrete``
-    action space. The message names what the env has and what is supported.
+    Supported: a flat ``Box`` observation (shape ``(D,)``) and a ``Discrete`` or
+    flat ``Box`` (shape ``(A,)``) action space. The message names what the env
+    has and what is supported.
     """
     flat_box = isinstance(observation_space, gym.spaces.Box) and (
         len(observation_space.shape) == 1
@@ -54,20 +55,26 @@ def check_spaces(env_id: str, observation_space, action_space) -> None:
             f"{env_id} has observation space {observation_space}; supported: a "
             "flat Box of shape (D,) (images and dicts need another network)"
         )
-    if not isinstance(action_space, gym.spaces.Discrete):
+    flat_actions = isinstance(action_space, gym.spaces.Box) and (
+        len(action_space.shape) == 1
+    )
+    if not (isinstance(action_space, gym.spaces.Discrete) or flat_actions):
         raise UnsupportedSpaceError(
-            f"{env_id} has action space {action_space}; supported: Discrete"
+            f"{env_id} has action space {action_space}; supported: Discrete, "
+            "or a flat Box of shape (A,)"
         )
 
 
-def check_env(env_id: str) -> None:
-    """``check_env_id``, then ``check_spaces`` on one instance of the env."""
+def env_spaces(env_id: str) -> tuple[gym.spaces.Space, gym.spaces.Space]:
+    """(observation space, action space) of ``env_id``, both checked first.
+
+    ``check_env_id``, then ``check_spaces`` on one instance of the env.
+    """
     check_env_id(env_id)
     env = gym.make(env_id)
-    try:
-        check_spaces(env_id, env.observation_space, env.action_space)
-    finally:
-        env.close()
+    env.close()
+    check_spaces(env_id, env.observation_space, env.action_space)
+    return env.observation_space, env.action_space
 
 
 def make_env(env_id: str, seed: int | None = None, **kwargs) -> gym.Env:

@@ -1,17 +1,31 @@
-"""Actor-critic networks for discrete actions (chapter 1; init in chapter 5)."""
+"""Actor-critic networks for Discrete and Box action spaces.
+
+One interface for both policy kinds, built on ``torch.distributions``. An actor
+maps observations to the parameters of its distribution, ``params`` (B, P): the
+logits for a ``CategoricalActor``, the mean and log-std side by side for a
+``GaussianActor``. Storing ``params`` is storing pi_old, whatever its kind, so
+the PPO update, the KL penalty and TRPO never ask which kind they hold.
+Categorical policy in chapter 1, initialisation and observation normalisation
+in chapter 5.
+"""
 
 import math
 
+import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from ppo_helpers import objectives
+from ppo_helpers.scaling import merge_moments
 
 
 def layer_init(layer: nn.Linear, gain: float = math.sqrt(2), bias: float = 0.0):
     """Orthogonal weights with ``gain`` and a constant bias, returned for chaining.
 
     ``sqrt(2)`` suits tanh hidden layers; the policy head uses 0.01 so the first
-    policy is close to uniform, the value head 1.0 (chapter 5).
+    policy is close to uniform (or to a zero mean), the value head 1.0 (chapter 5).
     """
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.constant_(layer.bias, bias)
@@ -27,43 +41,194 @@ def mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class ActorCritic(nn.Module):
-    """Separate policy and value MLPs over the same observation.
+class CategoricalActor(nn.Module):
+    """pi(.|s) = softmax(logits(s)) over K actions; ``params`` are the logits (B, K).
 
-    ==========  ==========  ===========================================
-    Symbol      Shape       Description
-    ==========  ==========  ===========================================
-    ``obs``     (B, D)      batch of observations, float32
-    logits      (B, K)      unnormalised log pi(a|s) over K actions
-    value       (B,)        V(s), the critic's estimate of the return
-    ==========  ==========  ===========================================
-
-    Actor and critic share no weights, so the large value gradients cannot
-    disturb the policy's features (chapter 5).
+    Actions are int64 of shape (B,).
     """
 
-    def __init__(
-        self, obs_dim: int, n_actions: int, hidden: tuple[int, ...] = (64, 64)
-    ):
+    def __init__(self, obs_dim: int, action_space: gym.spaces.Discrete, hidden):
         super().__init__()
-        sizes = [obs_dim, *hidden]
-        self.actor = mlp([*sizes, n_actions], out_gain=0.01)
-        self.critic = mlp([*sizes, 1], out_gain=1.0)
+        self.net = mlp([obs_dim, *hidden, int(action_space.n)], out_gain=0.01)
+        self.action_shape, self.action_dtype = (), torch.long
 
-    def dist(self, obs: torch.Tensor) -> Categorical:
-        """pi_theta(.|s) as a ``Categorical`` over actions, batch shape (B,)."""
-        return Categorical(logits=self.actor(obs), validate_args=False)
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
 
-    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample a ~ pi_theta(.|s); return (action, log pi_theta(a|s)), each (B,).
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        return Categorical(logits=params, validate_args=False)
 
-        The same draw as ``dist(obs).sample()`` with less overhead: the rollout
-        calls it once per env step, so it is a third of the rollout's cost.
-        """
-        logp_all = torch.log_softmax(self.actor(obs), dim=-1)
+    def sample(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a ~ pi, log pi(a)), each (B,): ``distribution(params).sample()`` with
+        less overhead, as the rollout calls it once per env step."""
+        logp_all = torch.log_softmax(params, dim=-1)
         action = torch.multinomial(logp_all.exp(), 1)
         return action.squeeze(-1), logp_all.gather(-1, action).squeeze(-1)
 
+    def log_prob_entropy(self, params, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi(a|s), H(pi(.|s))), each (B,), in one log_softmax."""
+        logp_all = torch.log_softmax(params, dim=-1)
+        logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+    def kl(self, params_old: torch.Tensor, params_new: torch.Tensor) -> torch.Tensor:
+        """Exact KL(pi_old || pi_new) per state, (B,): ``objectives.categorical_kl``."""
+        return objectives.categorical_kl(params_old, params_new)
+
+    def mode(self, params: torch.Tensor) -> torch.Tensor:
+        """The most likely action, (B,)."""
+        return params.argmax(-1)
+
+    def env_action(self, action: torch.Tensor) -> np.ndarray:
+        return action.numpy()
+
+
+class GaussianActor(nn.Module):
+    """pi(.|s) = N(mu(s), diag(sigma^2)), the PPO paper's continuous policy.
+
+    The mean comes from a tanh MLP; log sigma is one learned vector shared by
+    all states (state-independent), starting at 0. ``params`` (B, 2A) holds the
+    mean and log sigma side by side; actions are float32 of shape (B, A).
+
+    The sampled action is unbounded. It is clipped to the action space's bounds
+    only on its way to the env (``env_action``), and its log-probability is that
+    of the unclipped sample: the ratio pi_theta(a) / pi_old(a) must compare two
+    densities at the action the Gaussian drew. Every sample beyond a bound
+    clips to the same action, which has a probability mass, not a Gaussian
+    density, so the clipped action's log-density would be wrong.
+    """
+
+    def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden):
+        super().__init__()
+        action_dim = action_space.shape[0]
+        self.net = mlp([obs_dim, *hidden, action_dim], out_gain=0.01)
+        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.register_buffer("low", torch.as_tensor(action_space.low))
+        self.register_buffer("high", torch.as_tensor(action_space.high))
+        self.action_shape, self.action_dtype = (action_dim,), torch.float32
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mean = self.net(obs)
+        return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
+
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        mean, log_std = params.chunk(2, dim=-1)
+        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1)
+
+    def sample(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a ~ pi, log pi(a)): actions (B, A), log-probabilities (B,)."""
+        dist = self.distribution(params)
+        action = dist.sample()
+        return action, dist.log_prob(action)
+
+    def log_prob_entropy(self, params, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi(a|s), H(pi(.|s))), each (B,), summed over the A dimensions."""
+        dist = self.distribution(params)
+        return dist.log_prob(actions), dist.entropy()
+
+    def kl(self, params_old: torch.Tensor, params_new: torch.Tensor) -> torch.Tensor:
+        """Exact KL(pi_old || pi_new) per state, (B,) (``objectives.gaussian_kl``)."""
+        return objectives.gaussian_kl(
+            *params_old.chunk(2, dim=-1), *params_new.chunk(2, dim=-1)
+        )
+
+    def mode(self, params: torch.Tensor) -> torch.Tensor:
+        """The mean action, (B, A): the most likely one."""
+        return params.chunk(2, dim=-1)[0]
+
+    def env_action(self, action: torch.Tensor) -> np.ndarray:
+        """The action clipped to the env's bounds, as the env takes it."""
+        return torch.clamp(action, self.low, self.high).numpy()
+
+
+class ObservationNormalizer(nn.Module):
+    """(s - mean) / sqrt(var + 1e-8), clipped to [-10, 10], per observation entry.
+
+    ``mean`` and ``var`` (D,) are running statistics of every observation passed
+    to ``update``. They are buffers, so they live in the agent's ``state_dict``:
+    in checkpoints, in saved agents and in ``evaluate``. ``train`` updates them
+    between iterations only, so a rollout and the update that learns from it see
+    the same normalisation (chapter 5).
+    """
+
+    def __init__(self, obs_dim: int, clip: float = 10.0):
+        super().__init__()
+        self.clip = clip
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(obs_dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(obs_dim, dtype=torch.float64))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        scaled = (obs - self.mean) / torch.sqrt(self.var + 1e-8)
+        return scaled.clamp(-self.clip, self.clip).to(obs.dtype)
+
+    @torch.no_grad()
+    def update(self, obs: torch.Tensor) -> None:
+        """Merge a batch of observations (B, D) into the statistics."""
+        obs = obs.to(torch.float64)
+        count, mean, var = merge_moments(
+            self.count, self.mean, self.var, len(obs), obs.mean(0), obs.var(0, False)
+        )
+        self.count.copy_(count)
+        self.mean.copy_(mean)
+        self.var.copy_(var)
+
+
+class ActorCritic(nn.Module):
+    """A policy and a value MLP over the same observation, built from the spaces.
+
+    ==========  =========  ==================================================
+    Symbol      Shape      Description
+    ==========  =========  ==================================================
+    ``obs``     (B, D)     batch of raw observations, float32
+    params      (B, P)     pi's distribution parameters (see the actor kinds)
+    action      (B, ...)   (B,) int64 for Discrete, (B, A) float32 for Box
+    value       (B,)       V(s), the critic's estimate of the return
+    ==========  =========  ==================================================
+
+    A ``Discrete`` action space gets a ``CategoricalActor``, a ``Box`` one a
+    ``GaussianActor``. Actor and critic share no weights, so the large value
+    gradients cannot disturb the policy's features (chapter 5). With
+    ``norm_obs`` both see observations through an ``ObservationNormalizer``.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Space,
+        hidden: tuple[int, ...] = (64, 64),
+        norm_obs: bool = False,
+    ):
+        super().__init__()
+        obs_dim = observation_space.shape[0]
+        self.observation_space, self.action_space = observation_space, action_space
+        kind = CategoricalActor
+        if isinstance(action_space, gym.spaces.Box):
+            kind = GaussianActor
+        self.actor = kind(obs_dim, action_space, hidden)
+        self.critic = mlp([obs_dim, *hidden, 1], out_gain=1.0)
+        self.normalize = ObservationNormalizer(obs_dim) if norm_obs else nn.Identity()
+
+    def policy_params(self, obs: torch.Tensor) -> torch.Tensor:
+        """pi_theta(.|s) as distribution parameters, (B, P)."""
+        return self.actor(self.normalize(obs))
+
+    def dist(self, obs: torch.Tensor) -> Distribution:
+        """pi_theta(.|s) as a ``torch.distributions`` object, batch shape (B,)."""
+        return self.actor.distribution(self.policy_params(obs))
+
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample a ~ pi_theta(.|s); return (action, log pi_theta(a|s))."""
+        return self.actor.sample(self.policy_params(obs))
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action: the argmax, or the Gaussian's mean."""
+        return self.actor.mode(self.policy_params(obs))
+
+    def env_action(self, action: torch.Tensor) -> np.ndarray:
+        """``action`` as the env takes it: NumPy, and clipped for a Box."""
+        return self.actor.env_action(action)
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s) with shape (B,)."""
-        return self.critic(obs).squeeze(-1)
+        return self.critic(self.normalize(obs)).squeeze(-1)

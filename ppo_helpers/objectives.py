@@ -42,6 +42,25 @@ def categorical_kl(logits_old: torch.Tensor, logits_new: torch.Tensor) -> torch.
     return (logp_old.exp() * (logp_old - logp_new)).sum(-1)
 
 
+def gaussian_kl(
+    mean_old: torch.Tensor,
+    log_std_old: torch.Tensor,
+    mean_new: torch.Tensor,
+    log_std_new: torch.Tensor,
+) -> torch.Tensor:
+    """Exact KL(N_old || N_new) between diagonal Gaussians, summed over actions.
+
+    All inputs (B, A); the result (B,). Per action dimension
+    log(sigma_new / sigma_old) + (sigma_old^2 + (mu_old - mu_new)^2)
+    / (2 sigma_new^2) - 1/2: the KL of a product of independent factors is the
+    sum of theirs.
+    """
+    var_ratio = torch.exp(2 * (log_std_old - log_std_new))
+    mean_term = ((mean_old - mean_new) / torch.exp(log_std_new)) ** 2
+    per_dim = log_std_new - log_std_old + 0.5 * (var_ratio + mean_term - 1)
+    return per_dim.sum(-1)
+
+
 def kl_penalty_objective(
     ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta: float
 ) -> torch.Tensor:

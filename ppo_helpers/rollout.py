@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from ppo_helpers.advantages import gae, next_state_values
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 
@@ -21,7 +22,8 @@ class RolloutBatch:
     Field             Shape      Description
     ================  =========  ==================================================
     ``obs``           (T, N, D)  s_t, the observation the action was chosen in
-    ``actions``       (T, N)     a_t ~ pi_old(.|s_t), int64
+    ``actions``       (T, N, ...)  a_t ~ pi_old(.|s_t): int64 (T, N) for Discrete,
+                                 float32 (T, N, A) for Box, unclipped
     ``logprobs``      (T, N)     log pi_old(a_t|s_t)
     ``values``        (T, N)     V(s_t) under the critic at collection time
     ``rewards``       (T, N)     r_t as the env returned it (unscaled)
@@ -69,7 +71,8 @@ def collect(
     rewards = np.zeros(shape, dtype=np.float32)
     terminated = np.zeros(shape, dtype=bool)
     truncated = np.zeros(shape, dtype=bool)
-    actions = torch.zeros(shape, dtype=torch.long)
+    actor = agent.actor
+    actions = torch.zeros((*shape, *actor.action_shape), dtype=actor.action_dtype)
     logprobs, final_values = torch.zeros(shape), torch.zeros(shape)
     episodes: list[tuple[float, int]] = []
     for t in range(num_steps):
@@ -77,7 +80,7 @@ def collect(
         obs_t = torch.from_numpy(obs_buf[t])
         actions[t], logprobs[t] = agent.act(obs_t)
         obs, rewards[t], terminated[t], truncated[t], info = envs.step(
-            actions[t].numpy()
+            agent.env_action(actions[t])
         )
         if truncated[t].any():
             cut = np.flatnonzero(truncated[t])
@@ -116,10 +119,10 @@ def evaluate(
 ) -> np.ndarray:
     """Returns of ``num_episodes`` full episodes, shape (num_episodes,).
 
-    ``deterministic`` takes the most likely action (argmax of the logits) instead
-    of sampling. Each of ``num_envs`` envs plays a fixed quota of episodes, so
-    short episodes are not over-represented. A seed far from training seeds
-    keeps the evaluation episodes unseen.
+    ``deterministic`` takes the most likely action (``agent.mode``: the argmax,
+    or the Gaussian's mean) instead of sampling. Each of ``num_envs`` envs plays
+    a fixed quota of episodes, so short episodes are not over-represented. A
+    seed far from training seeds keeps the evaluation episodes unseen.
     """
     num_envs = max(1, min(num_envs, num_episodes))
     quota = [
@@ -130,11 +133,39 @@ def evaluate(
     envs = make_vector_env(env_id, num_envs)
     obs, _ = envs.reset(seed=seed)
     while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
-        dist = agent.dist(torch.as_tensor(obs, dtype=torch.float32))
-        action = dist.probs.argmax(-1) if deterministic else dist.sample()
-        obs, _, _, _, info = envs.step(action.numpy())
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        action = agent.mode(obs_t) if deterministic else agent.act(obs_t)[0]
+        obs, _, _, _, info = envs.step(agent.env_action(action))
         for i in np.flatnonzero(info.get("_episode", [])):
             if len(returns[i]) < quota[i]:
                 returns[i].append(float(info["episode"]["r"][i]))
     envs.close()
     return np.array([r for env_returns in returns for r in env_returns])
+
+
+def batch_gae(
+    batch: RolloutBatch,
+    gamma: float,
+    gae_lambda: float,
+    rewards: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """GAE advantages (T, N) of a ``RolloutBatch`` (``advantages.gae``).
+
+    ``next_state_values`` from the batch's bootstrap fields, then ``gae``.
+    ``rewards`` (T, N) replaces ``batch.rewards``, e.g. with scaled rewards.
+    """
+    next_values = next_state_values(
+        batch.values,
+        batch.last_values,
+        batch.terminated,
+        batch.truncated,
+        batch.final_values,
+    )
+    return gae(
+        batch.rewards if rewards is None else rewards,
+        batch.values,
+        next_values,
+        batch.episode_ends,
+        gamma,
+        gae_lambda,
+    )

@@ -9,6 +9,21 @@ import numpy as np
 import torch
 
 
+def merge_moments(count, mean, var, batch_count, batch_mean, batch_var):
+    """Mean and variance of two samples merged (Chan et al.): (count, mean, var).
+
+    Floats or tensors of any one shape; ``var`` is the population variance
+    (correction 0). With ``count = 0`` the result is the batch's own moments.
+    """
+    total = count + batch_count
+    delta = batch_mean - mean
+    mean = mean + delta * batch_count / total
+    var = (
+        var * count + batch_var * batch_count + delta**2 * count * batch_count / total
+    ) / total
+    return total, mean, var
+
+
 class RewardScaler:
     """Divides rewards by the running std of ``G_t = gamma * G_{t-1} + r_t`` per env.
 
@@ -40,19 +55,15 @@ class RewardScaler:
         return rewards / (self.var**0.5 + self.eps)
 
     def _update(self, x: torch.Tensor) -> None:
-        """Merge the batch ``x`` into the running mean and variance (Chan et al.)."""
-        n, batch_mean, batch_var = (
+        """Merge the batch ``x`` into the running mean and variance."""
+        self.count, self.mean, self.var = merge_moments(
+            self.count,
+            self.mean,
+            self.var,
             x.numel(),
             x.mean().item(),
             x.var(correction=0).item(),
         )
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        self.var = (
-            self.var * self.count + batch_var * n + delta**2 * self.count * n / total
-        ) / total
-        self.count = total
 
     def state_dict(self) -> dict:
         return {

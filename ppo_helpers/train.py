@@ -3,6 +3,10 @@
     python -m ppo_helpers.train --env LunarLander-v3 --seed 0 \\
         --total-steps 1000000 --log run.csv --checkpoint-dir ckpt/
 
+trains on any env with a flat Box observation and Discrete or Box actions; for
+Box actions it starts from the book's continuous defaults (ppo.BOX_DEFAULTS),
+and flags given here override either set. It
+
 writes one CSV row per finished episode (env_steps, wall_s, episode_return,
 episode_length; flushed after every update), shows a progress line on stderr,
 and ends by printing one JSON line with the run's summary on stdout. Every
@@ -21,7 +25,7 @@ import json
 import os
 import sys
 from collections import deque
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import TextIO
 
@@ -32,8 +36,9 @@ from tqdm import tqdm
 
 from ppo_helpers import checkpoint, ppo
 from ppo_helpers.checks import check_range
-from ppo_helpers.envs import check_env
+from ppo_helpers.envs import env_spaces
 from ppo_helpers.rollout import evaluate
+from ppo_helpers.run import SOLVED_WINDOW, Episode, check_resume_config, train
 
 PROG = "python -m ppo_helpers.train"
 LOG_HEADER = "env_steps,wall_s,episode_return,episode_length"
@@ -58,18 +63,14 @@ def integer(text: str) -> int:
         return int(value)
 
 
-def _config_help(name: str, default, doc: str) -> str:
-    accepted = ""
-    if name in ppo.RANGES:
-        accepted = f"; range {ppo.RANGES[name]}"
-    elif name == "num_minibatches":
-        accepted = "; range [1, num_envs * num_steps]"
-    elif name == "hidden":
-        accepted = "; each >= 1"
-    elif name == "objective":
-        accepted = f"; one of {', '.join(ppo.OBJECTIVES)}"
-    shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-    return f"{doc} (default: {shown}{accepted})"
+def _config_help(f) -> str:
+    """A field's doc, default and accepted values, as its ``knob`` states them."""
+    accepted = f.metadata["accepted"]
+    shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+    suffix = "" if accepted is None else f"; {accepted}"
+    if isinstance(accepted, ppo.Range):
+        suffix = f"; range {accepted}"
+    return f"{f.metadata['doc']} (default: {shown}{suffix})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,28 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config = parser.add_argument_group("PPO config (ppo.PPOConfig)")
-    docs = ppo.field_docs()
     for f in fields(ppo.PPOConfig):
-        default = f.default if f.default is not MISSING else f.default_factory()
+        default = f.default
         flags = FLAG_NAMES.get(f.name, ("--" + f.name.replace("_", "-"),))
         # SUPPRESS: only flags given on the command line appear in the parsed
         # args, so a resumed run can tell them from the checkpoint's values.
-        kwargs = {
-            "dest": f.name,
-            "default": argparse.SUPPRESS,
-            "help": _config_help(f.name, default, docs[f.name]),
-        }
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": _config_help(f)}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, tuple):
             kwargs.update(type=integer, nargs="+", metavar="N")
-        elif f.name == "objective":
-            kwargs.update(choices=ppo.OBJECTIVES, metavar="NAME")
+        elif isinstance(f.metadata["accepted"], ppo.OneOf):
+            kwargs.update(choices=f.metadata["accepted"], metavar="NAME")
         elif isinstance(default, str):
             kwargs.update(type=str, metavar="ID")
         elif isinstance(default, int):
             kwargs.update(type=integer, metavar="N")
-        else:
+        else:  # a float, or None for an optional float
             kwargs.update(type=float, metavar="X")
         config.add_argument(*flags, **kwargs)
 
@@ -158,13 +154,14 @@ def given_config(args: argparse.Namespace) -> dict:
 def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]:
     """The run's config, the checkpoint to resume from and its episode log.
 
-    When resuming, the checkpoint's config is the base and flags given on the
-    command line override it (``train`` then refuses any change but
-    ``--total-steps``).
+    A new run starts from ``PPOConfig.for_env`` (the Box defaults for Box
+    actions). When resuming, the checkpoint's config is the base and flags given
+    on the command line override it (``train`` then refuses any change but
+    ``run.RESUMABLE_CHANGES``).
     """
     given = given_config(args)
     if not args.resume:
-        return ppo.PPOConfig(**given), None, []
+        return ppo.PPOConfig.for_env(**given), None, []
     if args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir")
     path, state = checkpoint.load_latest(args.checkpoint_dir)
@@ -174,14 +171,13 @@ def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]
         raise checkpoint.CheckpointError(
             f"{path} has an unusable config: {err}"
         ) from None
-    ppo.check_resume_config(state, cfg, path)
-    return cfg, path, [tuple(e) for e in state["episodes"]]
+    check_resume_config(state, cfg, path)
+    return cfg, path, [Episode(*e) for e in state["episodes"]]
 
 
-def _log_row(episode: tuple[int, float, float, int]) -> str:
-    env_steps, wall_s, episode_return, episode_length = episode
+def _log_row(e: Episode) -> str:
     # repr keeps every bit of the return, so the logs of two runs compare exactly
-    return f"{env_steps},{wall_s:.3f},{episode_return!r},{episode_length}\n"
+    return f"{e.env_steps},{e.wall_s:.3f},{e.episode_return!r},{e.episode_length}\n"
 
 
 def _open_log(path: Path, episodes: list) -> TextIO:
@@ -225,10 +221,10 @@ def run(args: argparse.Namespace) -> dict:
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
     cfg, resume_path, episodes = _config(args)
-    check_env(cfg.env_id)
+    env_spaces(cfg.env_id)
     log = _prepare_files(args, episodes)
     torch.set_num_threads(args.threads)
-    recent = deque((e[2] for e in episodes), maxlen=ppo.SOLVED_WINDOW)
+    recent = deque((e.episode_return for e in episodes), maxlen=SOLVED_WINDOW)
     bar = None  # made at the first update, so setup errors print nothing else
 
     def on_update(stats: dict, new_episodes: list) -> None:
@@ -236,7 +232,7 @@ def run(args: argparse.Namespace) -> dict:
         if log is not None:
             log.writelines(_log_row(e) for e in new_episodes)
             log.flush()
-        recent.extend(e[2] for e in new_episodes)
+        recent.extend(e.episode_return for e in new_episodes)
         if bar is None:
             bar = tqdm(
                 total=cfg.total_steps,
@@ -251,7 +247,7 @@ def run(args: argparse.Namespace) -> dict:
         bar.refresh()
 
     try:
-        result = ppo.train(
+        result = train(
             cfg,
             on_update,
             checkpoint_dir=args.checkpoint_dir,
@@ -270,6 +266,7 @@ def run(args: argparse.Namespace) -> dict:
         "seed": cfg.seed,
         "env_steps": env_steps,
         "episodes": len(result.episodes),
+        "solved_return": result.solved_return,
         "steps_to_solve": result.steps_to_solve,
         "wall_s_to_solve": result.wall_s_to_solve,
         "final_mean100": result.final_mean100,

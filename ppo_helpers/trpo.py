@@ -12,7 +12,6 @@ P is the number of entries in that list, theta the parameters flattened to (P,).
 ``trpo_update`` puts them together as an update step for ``ppo.train``.
 """
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ppo_helpers import objectives
 from ppo_helpers.checks import check_range
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.ppo import PPOConfig, explained_variance, gradient_step, minibatches
 from ppo_helpers.rollout import RolloutBatch
 
 
@@ -61,15 +60,15 @@ def fisher_vector_product(
     vector: Tensor,
     damping: float,
 ) -> Tensor:
-    """(F + lambda I) v with F v = grad((grad KL) . v), never forming F (P x P).
+    """(F + mu I) v with F v = grad((grad KL) . v), never forming F (P x P).
 
     ===========  =====  ===================================================
     Symbol       Shape  Description
     ===========  =====  ===================================================
     ``kl_fn``    ()     returns mean KL(pi_old || pi_theta), pi_old detached
     ``vector``   (P,)   v, the direction to multiply
-    ``damping``  float  lambda >= 0, usually 0.01 to 0.1; keeps CG stable
-    returns      (P,)   F v + lambda v
+    ``damping``  float  mu >= 0, usually 0.01 to 0.1; keeps CG stable
+    returns      (P,)   F v + mu v
     ===========  =====  ===================================================
 
     At theta = theta_old the Hessian of the mean KL is the Fisher matrix F.
@@ -209,7 +208,7 @@ def natural_gradient_step(
     returns           (P,)   s, not applied; zeros when g = 0
     ================  =====  ===============================================
 
-    F includes the damping, so 0.5 s^T (F + lambda I) s = delta exactly.
+    F includes the damping mu, so 0.5 s^T (F + mu I) s = delta exactly.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
     check_range("max_kl", max_kl, 0, low_inclusive=False)
@@ -285,7 +284,7 @@ def trpo_update(
                                 ``train`` builds); only the critic's get
                                 gradients, so it never moves the actor
     ``max_kl``          float   delta > 0, usually 0.01
-    ``damping``         float   lambda >= 0 added to F, usually 0.01 to 0.1
+    ``damping``         float   mu >= 0 added to F, usually 0.01 to 0.1
     ``cg_iters``        int     conjugate-gradient iterations, usually 10
     ``max_backtracks``  int     line-search trials, usually 10
     ``backtrack_coef``  float   line-search shrink factor in (0, 1), usually 0.5
@@ -295,10 +294,11 @@ def trpo_update(
 
     The actor maximises L^CPI = mean(ratio * adv) on the whole batch (advantages
     normalised over the batch when ``cfg.norm_adv``; no entropy bonus) subject
-    to mean KL(pi_old || pi_theta) <= ``max_kl``. The critic is trained as in
-    ``ppo.update``: ``cfg.vf_coef`` times the value loss, ``cfg.value_clip``,
-    its own gradient-norm clip at ``cfg.max_grad_norm``, and the learning rate
-    that ``train`` anneals.
+    to mean KL(pi_old || pi_theta) <= ``max_kl``, for either actor kind. The
+    critic is trained with ``ppo.update``'s code: ``cfg.vf_coef`` times the value
+    loss, ``cfg.value_clip``, ``ppo.gradient_step`` with its norm clip at
+    ``cfg.max_grad_norm`` (on the critic's gradient, the only one there is), on
+    ``cfg.num_minibatches`` minibatches and the learning rate ``train`` anneals.
 
     Returns floats: ``kl`` (exact mean KL between the actor before and after,
     over the batch), ``accepted`` (1.0 or 0.0), ``step_fraction`` (0.0 when
@@ -316,30 +316,28 @@ def trpo_update(
     # clone: the rollout's tensors were made in inference mode, and autograd
     # may not save them for the backward pass
     obs = batch.obs.flatten(0, 1).clone()
-    actions = batch.actions.flatten().clone()
+    actions = batch.actions.flatten(0, 1).clone()
     logp_old = batch.logprobs.flatten().clone()
     values_old = batch.values.flatten().clone()
     returns = advantages.flatten() + values_old
     adv = advantages.flatten()
     if cfg.norm_adv and adv.numel() > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    actor = agent.actor
     with torch.no_grad():
-        logits_old = agent.actor(obs)
-
-    def logp_new() -> Tensor:
-        logp_all = torch.log_softmax(agent.actor(obs), dim=-1)
-        return logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        params_old = agent.policy_params(obs)
 
     def surrogate_fn() -> Tensor:
-        return objectives.surrogate(objectives.ratio(logp_new(), logp_old), adv).mean()
+        logp, _ = actor.log_prob_entropy(agent.policy_params(obs), actions)
+        return objectives.surrogate(objectives.ratio(logp, logp_old), adv).mean()
 
     def kl_fn() -> Tensor:
-        return objectives.categorical_kl(logits_old, agent.actor(obs)).mean()
+        return actor.kl(params_old, agent.policy_params(obs)).mean()
 
     with torch.no_grad():
         surrogate_before = surrogate_fn().item()
     search = trpo_step(
-        agent.actor.parameters(),
+        actor.parameters(),
         surrogate_fn,
         kl_fn,
         max_kl,
@@ -349,47 +347,39 @@ def trpo_update(
         backtrack_coef=backtrack_coef,
     )
 
-    num_samples = obs.shape[0]
-    minibatch_size = math.ceil(num_samples / cfg.num_minibatches)
+    # The critic: ppo.update's value loss and gradient step, on the critic alone
+    samples = {"obs": obs, "returns": returns, "values_old": values_old}
+    critic = [list(agent.critic.parameters())]
     value_losses: list[float] = []
     for _ in range(value_epochs):
         value_losses = []
-        for idx in torch.randperm(num_samples).split(minibatch_size):
+        for mb in minibatches(samples, cfg.minibatch_size):
             v_loss = objectives.value_loss(
-                agent.value(obs[idx]),
-                returns[idx],
-                values_old[idx],
+                agent.value(mb["obs"]),
+                mb["returns"],
+                mb["values_old"],
                 cfg.value_clip or None,
             )
-            # set_to_none: the actor's .grad stays None, so Adam skips the actor
-            optimizer.zero_grad(set_to_none=True)
-            (cfg.vf_coef * v_loss).backward()
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(
-                    agent.critic.parameters(), cfg.max_grad_norm
-                )
-            optimizer.step()
+            gradient_step(cfg.vf_coef * v_loss, optimizer, critic, cfg.max_grad_norm)
             value_losses.append(v_loss.item())
 
     with torch.no_grad():
-        logits_new = agent.actor(obs)
-        logp_all = torch.log_softmax(logits_new, dim=-1)
-        logratio = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - logp_old
+        params_new = agent.policy_params(obs)
+        logp, entropy = actor.log_prob_entropy(params_new, actions)
+        logratio = logp - logp_old
         ratio = logratio.exp()
         surrogate_after = objectives.surrogate(ratio, adv).mean().item()
-        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
-        explained = 1 - (returns - values_old).var() / returns.var().clamp_min(1e-8)
         return {
-            "kl": objectives.categorical_kl(logits_old, logits_new).mean().item(),
+            "kl": actor.kl(params_old, params_new).mean().item(),
             "accepted": float(search.accepted),
             "step_fraction": search.step_fraction,
             "surrogate_gain": surrogate_after - surrogate_before,
             "policy_loss": -surrogate_after,
             "value_loss": sum(value_losses) / len(value_losses),
-            "entropy": entropy.item(),
+            "entropy": entropy.mean().item(),
             "approx_kl": objectives.approx_kl(logratio).item(),
             "clip_fraction": objectives.clip_fraction(ratio, cfg.clip_coef).item(),
-            "explained_variance": explained.item(),
+            "explained_variance": explained_variance(values_old, returns),
             "max_kl": max_kl,
             "beta": beta,
         }

@@ -19,3 +19,16 @@ def tiny():
         num_minibatches=2,
         hidden=(16,),
     )
+
+
+def spaces(obs_dim: int, actions: int | tuple[float, float, int]):
+    """A flat Box observation space of ``obs_dim`` and an action space:
+    ``Discrete(actions)`` for an int, ``Box(low, high, (dim,))`` for a tuple."""
+    import gymnasium as gym
+    import numpy as np
+
+    observation = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+    if isinstance(actions, int):
+        return observation, gym.spaces.Discrete(actions)
+    low, high, dim = actions
+    return observation, gym.spaces.Box(low, high, (dim,), np.float32)

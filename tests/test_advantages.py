@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from ppo_helpers.advantages import (
-    batch_gae,
     discounted_returns,
     gae,
     next_state_values,
     td_residuals,
 )
-from ppo_helpers.rollout import RolloutBatch
+from ppo_helpers.rollout import RolloutBatch, batch_gae
 
 
 def random_rollout(seed: int, steps: int = 9, envs: int = 3):

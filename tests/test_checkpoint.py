@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ppo_helpers import checkpoint, ppo
+from ppo_helpers import checkpoint, ppo, run
 from ppo_helpers.checkpoint import CheckpointError, ReplayEpisodes
 from ppo_helpers.envs import make_vector_env
 
@@ -134,10 +134,10 @@ def _same_state(a: dict, b: dict) -> None:
 
 
 def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny):
-    full = ppo.train(ppo.PPOConfig(total_steps=1536, **tiny))
+    full = run.train(ppo.PPOConfig(total_steps=1536, **tiny))
     # The first run stops at 768 steps (a checkpoint is written at its end),
     # in the middle of episodes; the second continues it to 1536.
-    ppo.train(
+    run.train(
         ppo.PPOConfig(total_steps=768, **tiny),
         checkpoint_dir=tmp_path,
         checkpoint_every=10**9,
@@ -145,11 +145,11 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny)
     assert checkpoint.latest(tmp_path).name == "step_0000000768.pt"
     saved_envs = checkpoint.load(checkpoint.latest(tmp_path))["envs"]["episodes"]
     assert all(len(e["actions"]) > 0 for e in saved_envs)  # mid-episode: replayed
-    resumed = ppo.train(
+    resumed = run.train(
         ppo.PPOConfig(total_steps=1536, **tiny), checkpoint_dir=tmp_path, resume=True
     )
     _same_state(full.agent.state_dict(), resumed.agent.state_dict())
-    saved = ppo.load_agent(checkpoint.latest(tmp_path))
+    saved = run.load_agent(checkpoint.latest(tmp_path))
     _same_state(full.agent.state_dict(), saved.state_dict())
     assert len(full.episodes) > 5
     drop_wall = [(s, r, n) for s, _, r, n in full.episodes]
@@ -158,7 +158,7 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny)
 
 
 def test_resume_refuses_a_different_config(tmp_path, tiny):
-    ppo.train(ppo.PPOConfig(total_steps=128, **tiny), checkpoint_dir=tmp_path)
+    run.train(ppo.PPOConfig(total_steps=128, **tiny), checkpoint_dir=tmp_path)
     other = ppo.PPOConfig(total_steps=256, gamma=0.99, **tiny)
     with pytest.raises(CheckpointError, match="gamma=0.999, this run has gamma=0.99"):
-        ppo.train(other, checkpoint_dir=tmp_path, resume=True)
+        run.train(other, checkpoint_dir=tmp_path, resume=True)

@@ -1,10 +1,12 @@
 """PPOConfig validation, derived sizes and the budget switch."""
 
+from dataclasses import fields
+
 import pytest
 
 from ppo_helpers.budget import budget, is_quick
 from ppo_helpers.checks import check_range
-from ppo_helpers.ppo import PPOConfig, field_docs
+from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, Range
 
 
 def test_derived_sizes_are_properties():
@@ -29,7 +31,8 @@ def test_derived_sizes_are_properties():
         ({"objective": "trust_me"}, r"objective must be one of .*, got 'trust_me'"),
         ({"beta": 0.0}, r"beta must be > 0, got 0.0"),
         ({"ent_coef": -0.1}, r"ent_coef must be in \[0, 1\], got -0.1"),
-        ({"hidden": (64, 0)}, r"hidden must be positive layer sizes"),
+        ({"hidden": (64, 0)}, r"hidden must be >= 1, got 0"),
+        ({"hidden": ()}, r"hidden must name at least one layer size"),
     ],
 )
 def test_bad_hyperparameters_name_the_parameter_and_range(kwargs, message):
@@ -37,10 +40,29 @@ def test_bad_hyperparameters_name_the_parameter_and_range(kwargs, message):
         PPOConfig(**kwargs)
 
 
-def test_every_field_has_a_one_line_doc():
-    docs = field_docs()
-    assert set(docs) == set(PPOConfig.__dataclass_fields__)
-    assert all(doc and "\n" not in doc for doc in docs.values())
+def test_every_field_has_a_one_line_doc_and_its_default_is_accepted():
+    for f in fields(PPOConfig):
+        doc = f.metadata["doc"]
+        assert doc and "\n" not in doc, f.name
+        accepted = f.metadata["accepted"]
+        if accepted is not None:
+            accepted.check(f.name, f.default, PPOConfig())
+
+
+def test_a_range_may_name_another_field_as_its_bound():
+    assert str(Range(1, "batch_size")) == "[1, batch_size]"
+    Range(1, "batch_size").check("n", 2048, PPOConfig())
+    with pytest.raises(ValueError, match=r"n must be in \[1, 2048\], got 2049"):
+        Range(1, "batch_size").check("n", 2049, PPOConfig())
+
+
+def test_for_env_picks_the_box_defaults_by_action_space_and_flags_win():
+    box = PPOConfig.for_env("Pendulum-v1")
+    for name, value in BOX_DEFAULTS.items():
+        assert getattr(box, name) == value, name
+    assert PPOConfig.for_env("Pendulum-v1", gamma=0.9).gamma == 0.9
+    assert PPOConfig.for_env("CartPole-v1") == PPOConfig(env_id="CartPole-v1")
+    assert PPOConfig.for_env() == PPOConfig()
 
 
 def test_budget_switch(monkeypatch):

@@ -2,22 +2,22 @@
 
 import torch
 
-from ppo_helpers import ppo
+from ppo_helpers import ppo, run
 from ppo_helpers.train import main
 
 
-def episodes_without_wall(result: ppo.TrainResult) -> list[tuple]:
+def episodes_without_wall(result: run.TrainResult) -> list[tuple]:
     return [(steps, ret, length) for steps, _, ret, length in result.episodes]
 
 
-def same_weights(a: ppo.TrainResult, b: ppo.TrainResult) -> bool:
+def same_weights(a: run.TrainResult, b: run.TrainResult) -> bool:
     sa, sb = a.agent.state_dict(), b.agent.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_same_seed_gives_identical_episodes_and_weights(tiny):
-    a = ppo.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
-    b = ppo.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
+    a = run.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
+    b = run.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
     assert len(a.episodes) > 5
     assert episodes_without_wall(a) == episodes_without_wall(b)
     assert same_weights(a, b)
@@ -25,13 +25,13 @@ def test_same_seed_gives_identical_episodes_and_weights(tiny):
         assert {k: v for k, v in stats_a.items() if k != "wall_s"} == {
             k: v for k, v in stats_b.items() if k != "wall_s"
         }
-    c = ppo.train(ppo.PPOConfig(seed=8, total_steps=1536, **tiny))
+    c = run.train(ppo.PPOConfig(seed=8, total_steps=1536, **tiny))
     assert episodes_without_wall(a) != episodes_without_wall(c)
 
 
 def test_writing_checkpoints_does_not_change_the_run(tmp_path, tiny):
-    plain = ppo.train(ppo.PPOConfig(total_steps=1536, **tiny))
-    saving = ppo.train(
+    plain = run.train(ppo.PPOConfig(total_steps=1536, **tiny))
+    saving = run.train(
         ppo.PPOConfig(total_steps=1536, **tiny),
         checkpoint_dir=tmp_path,
         checkpoint_every=256,

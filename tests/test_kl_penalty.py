@@ -5,12 +5,12 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import spaces
 
 from ppo_helpers import objectives, ppo
-from ppo_helpers.advantages import batch_gae
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.rollout import collect
+from ppo_helpers.rollout import batch_gae, collect
 
 
 def test_penalty_gradient_at_theta_old_is_the_cpi_gradient():
@@ -86,7 +86,7 @@ def test_larger_beta_gives_a_smaller_update_on_the_same_batch():
     )
     envs = make_vector_env(cfg.env_id, cfg.num_envs)
     obs, _ = envs.reset(seed=0)
-    agent = ActorCritic(4, 2)
+    agent = ActorCritic(*spaces(4, 2))
     batch, _, _ = collect(envs, agent, obs, cfg.num_steps)
     envs.close()
     advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda)

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import spaces
 
 from ppo_helpers.envs import (
     EnvIdError,
@@ -20,7 +21,7 @@ def rollout(seed: int, env_id="CartPole-v1", steps=64, num_envs=3, **env_kwargs)
     torch.manual_seed(seed)
     envs = make_vector_env(env_id, num_envs, **env_kwargs)
     obs, _ = envs.reset(seed=seed)
-    agent = ActorCritic(envs.single_observation_space.shape[0], 2)
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space)
     batch, next_obs, episodes = collect(envs, agent, obs, steps)
     return agent, batch, next_obs, episodes
 
@@ -80,10 +81,10 @@ def test_final_values_come_from_the_true_last_observation():
 
 def test_new_policy_is_close_to_uniform_after_orthogonal_init():
     torch.manual_seed(0)
-    agent = ActorCritic(8, 4)
+    agent = ActorCritic(*spaces(8, 4))
     probs = agent.dist(torch.randn(256, 8)).probs
     assert (probs - 0.25).abs().max() < 0.05
-    w = agent.actor[0].weight
+    w = agent.actor.net[0].weight
     # Orthogonal rows scaled by sqrt(2): W W^T = 2 I (64 x 8 has orthogonal columns).
     # Householder QR is orthogonal to O(n eps); each entry sums 64 products: the
     # tolerance is 64 eps times the gain^2 of 2.
@@ -93,7 +94,7 @@ def test_new_policy_is_close_to_uniform_after_orthogonal_init():
 
 def test_act_samples_like_dist():
     torch.manual_seed(0)
-    agent = ActorCritic(4, 3)
+    agent = ActorCritic(*spaces(4, 3))
     obs = torch.randn(1, 4).expand(20_000, 4)
     actions, logp = agent.act(obs)
     expected = agent.dist(obs[:1]).probs[0]
@@ -106,7 +107,7 @@ def test_act_samples_like_dist():
 
 def test_evaluate_plays_exactly_the_requested_number_of_episodes():
     torch.manual_seed(0)
-    agent = ActorCritic(4, 2)
+    agent = ActorCritic(*spaces(4, 2))
     returns = evaluate(agent, "CartPole-v1", num_episodes=7, num_envs=3, seed=5)
     assert returns.shape == (7,)
     assert (returns >= 1).all() and (returns <= 500).all()

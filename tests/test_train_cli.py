@@ -65,11 +65,13 @@ def test_help_shows_every_config_field_with_its_default_and_range(capsys):
     for f in fields(ppo.PPOConfig):
         flag = "--env" if f.name == "env_id" else "--" + f.name.replace("_", "-")
         assert flag in text, flag
-    assert "--gamma X Discount factor. (default: 0.999; range [0, 1])" in text
+    assert "--gamma X Discount factor (default: 0.999; range [0, 1])" in text
     assert "(default: 16; range [1, 1024])" in text  # num_envs
     assert "(default: 0.2; range (0, 1))" in text  # clip_coef
     assert "--scale-rewards, --no-scale-rewards" in text
-    assert "(default: 64 64; each >= 1)" in text  # hidden
+    assert "(default: 64 64; range >= 1)" in text  # hidden, each entry
+    assert "(default: 8; range [1, batch_size])" in text  # num_minibatches
+    assert "(default: clip; one of clip, kl_penalty, unclipped)" in text
 
 
 def test_run_writes_one_row_per_episode_and_one_json_line(tmp_path, capsys):
@@ -107,7 +109,8 @@ def test_bad_input_ends_with_one_clear_line_and_no_traceback(tmp_path, capsys):
         (["--env", "LunarLander-v2"], "use `LunarLander-v3`"),
         (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
         (["--env", "CarRacing-v3"], "CarRacing-v3 has observation space Box(0, 255"),
-        (["--env", "Pendulum-v1"], "Pendulum-v1 has action space Box(-2.0, 2.0"),
+        (["--env", "Blackjack-v1"], "Blackjack-v1 has observation space Tuple("),
+        (["--env", "FrozenLake-v1"], "FrozenLake-v1 has observation space Discrete"),
         (["--gamma", "1.5"], r"gamma must be in [0, 1], got 1.5"),
         (["--gamma", "abc"], "argument --gamma: invalid float value: 'abc'"),
         (["--total-steps", "-5"], "total_steps must be >= 1, got -5"),
@@ -198,3 +201,16 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(tmp_path, 
     log_resumed, log_whole = read_log(killed / "run.csv"), read_log(whole / "run.csv")
     assert len(log_whole) > 20
     assert without_wall(log_resumed) == without_wall(log_whole)
+
+
+def test_pendulum_trains_from_the_command_line_with_the_box_defaults(tmp_path, capsys):
+    log = tmp_path / "run.csv"
+    argv = ["--env", "Pendulum-v1", "--total-steps", 400, "--num-envs", 2]
+    argv += ["--num-steps", 100, "--hidden", 16, "--log", log, "--eval-episodes", 2]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["env_steps"] == 400 and summary["eval_episodes"] == 2
+    assert summary["solved_return"] is None and summary["steps_to_solve"] is None
+    header, *rows = read_log(log)
+    assert [int(r[3]) for r in rows] == [200, 200]  # cut by the time limit

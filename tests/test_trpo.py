@@ -11,16 +11,17 @@ import math
 
 import pytest
 import torch
+from conftest import spaces
 from torch import nn
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ppo_helpers.advantages import batch_gae
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.objectives import categorical_kl, value_loss
-from ppo_helpers.ppo import PPOConfig, train
-from ppo_helpers.rollout import collect
+from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.rollout import batch_gae, collect
+from ppo_helpers.run import train
 from ppo_helpers.trpo import (
     LineSearchResult,
     backtracking_line_search,
@@ -419,7 +420,7 @@ def cartpole_batch():
     torch.manual_seed(0)
     envs = make_vector_env("CartPole-v1", TRPO_CFG.num_envs)
     obs, _ = envs.reset(seed=0)
-    agent = ActorCritic(4, 2)
+    agent = ActorCritic(*spaces(4, 2))
     batch, _, _ = collect(envs, agent, obs, TRPO_CFG.num_steps)
     envs.close()
     advantages = batch_gae(batch, 0.99, 0.95)

@@ -1,0 +1,259 @@
+"""Box action spaces: the Gaussian actor, its KL, rollouts, updates and resume."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import spaces
+from torch.distributions import Normal, kl_divergence
+
+from ppo_helpers import checkpoint, objectives, ppo, run
+from ppo_helpers.envs import make_vector_env
+from ppo_helpers.networks import ActorCritic, ObservationNormalizer
+from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.rollout import batch_gae, collect, evaluate
+from ppo_helpers.scaling import merge_moments
+from ppo_helpers.trpo import trpo_update
+
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def pendulum_config(**kwargs) -> PPOConfig:
+    """A Pendulum run of a few seconds: 2 envs x 100 steps, a 16-unit network."""
+    base = dict(
+        num_envs=2, num_steps=100, update_epochs=2, num_minibatches=2, hidden=(16,)
+    )
+    return PPOConfig.for_env("Pendulum-v1", **{**base, **kwargs})
+
+
+def gaussian_params(batch: int, dim: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    mean = torch.randn(batch, dim, generator=gen, dtype=torch.float64)
+    log_std = 0.5 * torch.randn(batch, dim, generator=gen, dtype=torch.float64)
+    return torch.cat([mean, log_std], -1)
+
+
+def test_gaussian_log_prob_and_entropy_match_their_closed_forms():
+    agent = ActorCritic(*spaces(3, (-1.0, 1.0, 2))).double()
+    params = gaussian_params(5, 2, seed=0)
+    mean, log_std = params.chunk(2, -1)
+    actions = torch.randn(5, 2, generator=torch.Generator().manual_seed(1)).double()
+    logp, entropy = agent.actor.log_prob_entropy(params, actions)
+    # log N(a; mu, sigma) = -(a - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2
+    z = (actions - mean) / log_std.exp()
+    expected = (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    torch.testing.assert_close(logp, expected)  # float64 defaults: rtol 1e-7
+    # H = sum over dimensions of 1/2 + log(2 pi)/2 + log sigma
+    expected_h = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+    torch.testing.assert_close(entropy, expected_h)
+
+
+def test_gaussian_kl_is_torchs_kl_and_zero_for_identical_policies():
+    old, new = gaussian_params(6, 3, seed=2), gaussian_params(6, 3, seed=3)
+    ours = objectives.gaussian_kl(*old.chunk(2, -1), *new.chunk(2, -1))
+    p_old = Normal(old[:, :3], old[:, 3:].exp())
+    p_new = Normal(new[:, :3], new[:, 3:].exp())
+    torch.testing.assert_close(ours, kl_divergence(p_old, p_new).sum(-1))
+    same = objectives.gaussian_kl(*old.chunk(2, -1), *old.chunk(2, -1))
+    assert torch.equal(same, torch.zeros(6, dtype=torch.float64))
+    assert (ours > 0).all()
+
+
+def test_gaussian_kl_matches_a_monte_carlo_estimate():
+    old, new = gaussian_params(3, 2, seed=4), gaussian_params(3, 2, seed=5)
+    agent = ActorCritic(*spaces(3, (-1.0, 1.0, 2))).double()
+    exact = agent.actor.kl(old, new)
+    torch.manual_seed(6)
+    a = agent.actor.distribution(old).sample((200_000,))
+    log_ratio = agent.actor.distribution(old).log_prob(a) - agent.actor.distribution(
+        new
+    ).log_prob(a)
+    # 5 standard errors of a 200,000-sample mean: fails by chance with p < 1e-6
+    standard_error = log_ratio.std(0) / len(a) ** 0.5
+    assert ((log_ratio.mean(0) - exact).abs() <= 5 * standard_error).all()
+
+
+def test_actions_are_clipped_for_the_env_but_scored_unclipped():
+    agent = ActorCritic(*spaces(3, (-2.0, 2.0, 1)))
+    with torch.no_grad():
+        agent.actor.log_std.fill_(math.log(3.0))  # sigma 3: many samples beyond 2
+    torch.manual_seed(0)
+    obs = torch.zeros(2000, 3)
+    actions, logp = agent.act(obs)
+    sent = agent.env_action(actions)
+    assert sent.dtype == np.float32 and sent.shape == (2000, 1)
+    assert sent.min() == -2.0 and sent.max() == 2.0
+    outside = (actions.abs() > 2).squeeze(-1)
+    assert outside.float().mean() > 0.4  # P(|N(0, 3)| > 2) is about 0.5
+    torch.testing.assert_close(logp, agent.dist(obs).log_prob(actions))
+    clipped_logp = agent.dist(obs).log_prob(torch.from_numpy(sent))
+    assert not torch.isclose(logp[outside], clipped_logp[outside]).any()
+    assert torch.equal(logp[~outside], clipped_logp[~outside])
+    assert torch.equal(agent.mode(obs), agent.dist(obs).mean)
+
+
+def test_pendulum_rollout_has_float_actions_and_bootstraps_every_time_limit():
+    torch.manual_seed(0)
+    envs = make_vector_env("Pendulum-v1", 2)
+    obs, _ = envs.reset(seed=0)
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space)
+    batch, _, episodes = collect(envs, agent, obs, 450)
+    envs.close()
+    assert batch.obs.shape == (450, 2, 3) and batch.obs.dtype == torch.float32
+    assert batch.actions.shape == (450, 2, 1) and batch.actions.dtype == torch.float32
+    assert batch.logprobs.shape == (450, 2)
+    # Pendulum never terminates; its TimeLimit cuts every episode at 200 steps
+    assert not batch.terminated.any()
+    cut = torch.zeros(450, dtype=torch.bool)
+    cut[[199, 399]] = True
+    assert torch.equal(batch.truncated, cut[:, None].expand(450, 2))
+    assert [length for _, length in episodes] == [200] * 4
+    # the bootstrap value there is V of the true last observation, not 0
+    assert (batch.final_values[batch.truncated] != 0).all()
+    advantages = batch_gae(batch, 0.99, 1.0)
+    # With lambda = 1, A_t + V(s_t) at t = 199 is r_199 + gamma V(s_200)
+    torch.testing.assert_close(
+        advantages[199] + batch.values[199],
+        batch.rewards[199] + 0.99 * batch.final_values[199],
+    )
+
+
+def test_observation_normalizer_tracks_the_mean_and_variance_of_all_batches():
+    gen = torch.Generator().manual_seed(0)
+    batches = [3 + 2 * torch.randn(n, 4, generator=gen) for n in (5, 40, 300)]
+    norm = ObservationNormalizer(4)
+    for b in batches:
+        norm.update(b)
+    everything = torch.cat(batches).double()
+    torch.testing.assert_close(norm.mean, everything.mean(0))
+    torch.testing.assert_close(norm.var, everything.var(0, correction=0))
+    scaled = norm(everything.float())
+    # mean 0 and std 1 after scaling, up to float32 rounding of 345 samples
+    assert scaled.mean(0).abs().max() < 345 * EPS32 * 10
+    torch.testing.assert_close(scaled.std(0, correction=0), torch.ones(4))
+    assert norm(torch.full((1, 4), 1e6)).max() == 10.0  # clipped
+
+
+def test_merge_moments_of_two_halves_is_the_moments_of_the_whole():
+    x = torch.randn(100, generator=torch.Generator().manual_seed(1)).double()
+    a, b = x[:30], x[30:]
+    count, mean, var = merge_moments(
+        30, a.mean(), a.var(correction=0), 70, b.mean(), b.var(correction=0)
+    )
+    assert count == 100
+    torch.testing.assert_close(mean, x.mean())
+    torch.testing.assert_close(var, x.var(correction=0))
+
+
+def without_wall(result: run.TrainResult) -> list[tuple]:
+    return [e._replace(wall_s=None) for e in result.episodes]
+
+
+def same_weights(a: ActorCritic, b: ActorCritic) -> bool:
+    a_state, b_state = a.state_dict(), b.state_dict()
+    return a_state.keys() == b_state.keys() and all(
+        torch.equal(a_state[k], b_state[k]) for k in a_state
+    )
+
+
+def test_box_run_is_bit_identical_twice_and_resumes_exactly(tmp_path):
+    cfg = pendulum_config(total_steps=800)
+    assert cfg.norm_obs  # the Box defaults normalise observations
+    a, b = run.train(cfg), run.train(cfg)
+    assert without_wall(a) == without_wall(b) and len(a.episodes) == 4
+    assert same_weights(a.agent, b.agent)
+    run.train(pendulum_config(total_steps=400), checkpoint_dir=tmp_path)
+    resumed = run.train(cfg, checkpoint_dir=tmp_path, resume=True)
+    assert without_wall(resumed) == without_wall(a)
+    assert same_weights(resumed.agent, a.agent)
+    # the saved agent carries its spaces and observation statistics
+    saved = run.load_agent(checkpoint.latest(tmp_path))
+    assert saved.action_space == a.agent.action_space
+    assert torch.equal(saved.normalize.mean, a.agent.normalize.mean)
+    assert saved.normalize.count.item() == 800
+
+
+def test_replay_rebuilds_a_pendulum_episode_from_float_actions():
+    envs = make_vector_env("Pendulum-v1", 2, wrapper=checkpoint.ReplayEpisodes)
+    obs, _ = envs.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(57):
+        obs, *_ = envs.step(rng.uniform(-2, 2, (2, 1)).astype(np.float32))
+    state = checkpoint.env_state(envs, obs)
+    assert state["episodes"][0]["actions"].shape == (57, 1)
+    assert state["episodes"][0]["actions"].dtype == torch.float32
+    fresh = make_vector_env("Pendulum-v1", 2, wrapper=checkpoint.ReplayEpisodes)
+    assert np.array_equal(checkpoint.restore_envs(fresh, state), obs)
+    envs.close()
+    fresh.close()
+
+
+def test_evaluate_uses_the_agents_observation_statistics():
+    torch.manual_seed(0)
+    cfg = pendulum_config(total_steps=400)
+    agent = run.train(cfg).agent
+    before = evaluate(agent, "Pendulum-v1", num_episodes=2, num_envs=2)
+    agent.normalize.mean.add_(5.0)  # other statistics: other actions
+    after = evaluate(agent, "Pendulum-v1", num_episodes=2, num_envs=2)
+    assert before.shape == after.shape == (2,)
+    assert not np.array_equal(before, after)
+
+
+def test_solved_takes_the_env_specs_threshold_or_the_override():
+    assert run.solved_threshold(PPOConfig()) == 200  # LunarLander-v3's spec
+    assert run.solved_threshold(PPOConfig(env_id="CartPole-v1")) == 475
+    assert run.solved_threshold(pendulum_config()) is None  # Pendulum has none
+    assert run.solved_threshold(pendulum_config(solved_return=-200.0)) == -200.0
+
+
+@pytest.mark.parametrize("solved", [None, -2000.0])
+def test_steps_to_solve_follows_the_threshold(solved):
+    result = run.TrainResult(agent=None, config=None, solved_return=solved)
+    result.episodes = [
+        run.Episode(200 * (i + 1), 0.0, -1000.0, 200) for i in range(100)
+    ]
+    assert result.steps_to_solve == (None if solved is None else 20_000)
+
+
+@pytest.fixture(scope="module")
+def pendulum_batch():
+    torch.manual_seed(0)
+    envs = make_vector_env("Pendulum-v1", 4)
+    obs, _ = envs.reset(seed=0)
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space)
+    batch, _, _ = collect(envs, agent, obs, 128)
+    envs.close()
+    return agent, batch, batch_gae(batch, 0.99, 0.95)
+
+
+def test_trpo_update_keeps_a_gaussian_policy_within_max_kl(pendulum_batch):
+    agent0, batch, advantages = pendulum_batch
+    agent = copy.deepcopy(agent0)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
+    stats = trpo_update(agent, optimizer, batch, advantages, pendulum_config(), 1.0)
+    assert stats["accepted"] == 1.0 and stats["surrogate_gain"] > 0
+    obs = batch.obs.flatten(0, 1)
+    with torch.no_grad():  # measured with torch's own KL, not the actor's
+        kl = kl_divergence(agent0.dist(obs), agent.dist(obs)).mean().item()
+    assert 0 < kl <= 0.01
+    assert not torch.equal(agent.actor.log_std, agent0.actor.log_std)  # it moves too
+
+
+@pytest.mark.parametrize("objective", ["clip", "kl_penalty"])
+def test_ppo_update_on_a_gaussian_policy_reports_the_exact_kl(
+    pendulum_batch, objective
+):
+    agent0, batch, advantages = pendulum_batch
+    agent = copy.deepcopy(agent0)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
+    cfg = pendulum_config(objective=objective)
+    stats = ppo.update(agent, optimizer, batch, advantages, cfg, beta=1.0)
+    obs = batch.obs.flatten(0, 1)
+    with torch.no_grad():
+        kl = kl_divergence(agent0.dist(obs), agent.dist(obs)).mean().item()
+    # Two float32 formulas whose O(1) terms cancel down to a KL-sized result:
+    # each keeps about eps / KL of relative accuracy
+    assert stats["kl"] == pytest.approx(kl, rel=10 * EPS32 / kl)
+    assert stats["kl"] > 0
