@@ -15,12 +15,15 @@ export OMP_NUM_THREADS ?= 1
 # Numeric code paths that this CPU can take besides its own (CONTRIBUTING.md,
 # "Numeric code paths"): MKL's conditional-numerical-reproducibility branches and
 # torch's unvectorised kernels. The unit tests run under each, nbval under one
-# that combines two of them; AVX2 only where the CPU has it.
+# that combines two of them. MKL's AVX2 branch only where the CPU has AVX2, and
+# torch's AVX2 kernels only where they are not already the native ones.
 HAS_AVX2 := $(shell grep -m1 -ow avx2 /proc/cpuinfo 2>/dev/null)
-NUMERIC_PATHS := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default $(if $(HAS_AVX2),MKL_CBWR=AVX2)
+HAS_AVX512 := $(shell grep -m1 -ow avx512f /proc/cpuinfo 2>/dev/null)
+NUMERIC_PATHS := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default \
+  $(if $(HAS_AVX2),MKL_CBWR=AVX2) $(if $(HAS_AVX512),ATEN_CPU_CAPABILITY=avx2)
 NBVAL_PATH := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default
 
-.PHONY: book test lint unit unit-paths nbval book-quick browser chromium colab notebooks benchmark clean
+.PHONY: book test lint unit unit-paths nbval book-quick browser chromium colab notebooks benchmark benchmark-continuous clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -89,6 +92,10 @@ notebooks: $(STAMP)
 benchmark: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/profile_iteration.py
 	$(BIN)/python benchmarks/lunarlander.py
+
+## make benchmark-continuous: ppo.BOX_DEFAULTS on Pendulum and LunarLanderContinuous
+benchmark-continuous: $(STAMP)
+	$(BIN)/python benchmarks/continuous.py
 
 clean:
 	rm -rf _build .pytest_cache

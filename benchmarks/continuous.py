@@ -16,15 +16,20 @@ their wall times are not comparable with a run alone.
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lunarlander import COLUMNS, RESULTS, median, run_seed, table_markdown
+from lunarlander import (
+    COLUMNS,
+    RESULTS,
+    machine_settings,
+    median,
+    run_seed,
+    table_markdown,
+)
 
 # env id -> (total env steps, --solved-return or None for the spec's threshold)
 TASKS = {
@@ -41,10 +46,20 @@ def run_task(env_id: str, seeds: list[int], args, extra: list[str], pool) -> dic
     task_args = argparse.Namespace(
         total_steps=total_steps, eval_episodes=args.eval_episodes
     )
-    with tempfile.TemporaryDirectory() as logs:
-        runs = list(
-            pool.map(lambda s: run_seed(s, task_args, flags, Path(logs)), seeds)
+
+    def one_seed(seed: int) -> dict:
+        summary = run_seed(seed, task_args, flags, logs)
+        print(
+            f"{env_id} seed {seed}: steps to solve {summary['steps_to_solve']}, "
+            f"eval {summary['eval_mean']:.1f}",
+            file=sys.stderr,
+            flush=True,
         )
+        return summary
+
+    with tempfile.TemporaryDirectory() as folder:
+        logs = Path(folder)
+        runs = list(pool.map(one_seed, seeds))
     keys = [key for key, _, _ in COLUMNS if key != "seed"]
     return {
         "runs": runs,
@@ -65,9 +80,6 @@ def main() -> None:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
 
-    import gymnasium
-    import torch
-
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         tasks = {
@@ -79,12 +91,8 @@ def main() -> None:
             "seeds": args.seeds,
             "eval_episodes": args.eval_episodes,
             "extra_flags": extra,
-            "torch": torch.__version__,
-            "gymnasium": gymnasium.__version__,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
+            **machine_settings(),
             "wall_s": round(time.perf_counter() - started, 1),
-            "date": time.strftime("%Y-%m-%d"),
         },
     }
     sections = []

@@ -84,6 +84,20 @@ def run_seed(seed: int, args: argparse.Namespace, extra: list[str], logs: Path) 
     return summary
 
 
+def machine_settings() -> dict:
+    """The versions, core count and date to store beside a benchmark's results."""
+    import gymnasium
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
 def median(values: list) -> float | None:
     """Median, counting a run that never solved (None) as worse than any that did."""
     if not values:
@@ -124,9 +138,6 @@ def main() -> None:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
 
-    import gymnasium
-    import torch
-
     load_start = os.getloadavg()[0]
     runs = []
     with tempfile.TemporaryDirectory() as logs:
@@ -147,15 +158,11 @@ def main() -> None:
             "total_steps": args.total_steps,
             "eval_episodes": args.eval_episodes,
             "extra_flags": extra,
-            "torch": torch.__version__,
-            "gymnasium": gymnasium.__version__,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
+            **machine_settings(),
             "load_average_start_end": [
                 round(load_start, 2),
                 round(os.getloadavg()[0], 2),
             ],
-            "date": time.strftime("%Y-%m-%d"),
         },
     }
     table["targets"] = {name: check(table) for name, check in TARGETS.items()}

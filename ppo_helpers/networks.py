@@ -87,8 +87,9 @@ class GaussianActor(nn.Module):
     """pi(.|s) = N(mu(s), diag(sigma^2)), the PPO paper's continuous policy.
 
     The mean comes from a tanh MLP; log sigma is one learned vector shared by
-    all states (state-independent), starting at 0. ``params`` (B, 2A) holds the
-    mean and log sigma side by side; actions are float32 of shape (B, A).
+    all states (state-independent), starting at ``log_std_init``. ``params``
+    (B, 2A) holds the mean and log sigma side by side; actions are float32 of
+    shape (B, A).
 
     The sampled action is unbounded. It is clipped to the action space's bounds
     only on its way to the env (``env_action``), and its log-probability is that
@@ -98,11 +99,13 @@ class GaussianActor(nn.Module):
     density, so the clipped action's log-density would be wrong.
     """
 
-    def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden):
+    def __init__(
+        self, obs_dim, action_space: gym.spaces.Box, hidden, log_std_init: float = 0.0
+    ):
         super().__init__()
         action_dim = action_space.shape[0]
         self.net = mlp([obs_dim, *hidden, action_dim], out_gain=0.01)
-        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
         self.register_buffer("low", torch.as_tensor(action_space.low))
         self.register_buffer("high", torch.as_tensor(action_space.high))
         self.action_shape, self.action_dtype = (action_dim,), torch.float32
@@ -190,6 +193,7 @@ class ActorCritic(nn.Module):
     ``GaussianActor``. Actor and critic share no weights, so the large value
     gradients cannot disturb the policy's features (chapter 5). With
     ``norm_obs`` both see observations through an ``ObservationNormalizer``.
+    ``log_std_init`` is a Gaussian actor's starting log sigma.
     """
 
     def __init__(
@@ -198,14 +202,15 @@ class ActorCritic(nn.Module):
         action_space: gym.spaces.Space,
         hidden: tuple[int, ...] = (64, 64),
         norm_obs: bool = False,
+        log_std_init: float = 0.0,
     ):
         super().__init__()
         obs_dim = observation_space.shape[0]
         self.observation_space, self.action_space = observation_space, action_space
-        kind = CategoricalActor
         if isinstance(action_space, gym.spaces.Box):
-            kind = GaussianActor
-        self.actor = kind(obs_dim, action_space, hidden)
+            self.actor = GaussianActor(obs_dim, action_space, hidden, log_std_init)
+        else:
+            self.actor = CategoricalActor(obs_dim, action_space, hidden)
         self.critic = mlp([obs_dim, *hidden, 1], out_gain=1.0)
         self.normalize = ObservationNormalizer(obs_dim) if norm_obs else nn.Identity()
 

@@ -117,6 +117,7 @@ class _Run:
             envs.single_action_space,
             cfg.hidden,
             cfg.norm_obs,
+            cfg.log_std_init,
         )
         optimizer = torch.optim.Adam(
             agent.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True

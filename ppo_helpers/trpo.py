@@ -301,8 +301,10 @@ def trpo_update(
     ``cfg.num_minibatches`` minibatches and the learning rate ``train`` anneals.
 
     Returns floats: ``kl`` (exact mean KL between the actor before and after,
-    over the batch), ``accepted`` (1.0 or 0.0), ``step_fraction`` (0.0 when
-    rejected), ``surrogate_gain`` (L^CPI after minus before), ``policy_loss``
+    over the batch), ``predicted_kl`` (the quadratic model's 0.5 dtheta^T F dtheta
+    of the step applied, F undamped at theta_old; 0.0 when rejected),
+    ``accepted`` (1.0 or 0.0), ``step_fraction`` (0.0 when rejected),
+    ``surrogate_gain`` (L^CPI after minus before), ``policy_loss``
     (-L^CPI after), ``value_loss`` (mean over the last epoch's minibatches),
     ``entropy``, ``approx_kl`` and ``clip_fraction`` (sampled diagnostics, as in
     ``ppo.update``, so ``plotting.LivePlot`` can draw them), ``explained_variance``,
@@ -336,15 +338,23 @@ def trpo_update(
 
     with torch.no_grad():
         surrogate_before = surrogate_fn().item()
-    search = trpo_step(
-        actor.parameters(),
-        surrogate_fn,
-        kl_fn,
+    # trpo_step, in its two parts: the full step is needed for predicted_kl
+    params = list(actor.parameters())
+    full_step = natural_gradient_step(
+        params, surrogate_fn, kl_fn, max_kl, damping=damping, cg_iters=cg_iters
+    )
+    search = backtracking_line_search(
+        params,
+        full_step,
+        lambda: (surrogate_fn(), kl_fn()),
         max_kl,
-        damping=damping,
-        cg_iters=cg_iters,
         max_backtracks=max_backtracks,
         backtrack_coef=backtrack_coef,
+    )
+    # 0.5 s'(F + mu I)s = delta for the full step s, so the undamped quadratic
+    # model of the applied step c s is c^2 (delta - 0.5 mu |s|^2)
+    predicted_kl = search.step_fraction**2 * (
+        max_kl - 0.5 * damping * (full_step @ full_step).item()
     )
 
     # The critic: ppo.update's value loss and gradient step, on the critic alone
@@ -371,6 +381,7 @@ def trpo_update(
         surrogate_after = objectives.surrogate(ratio, adv).mean().item()
         return {
             "kl": actor.kl(params_old, params_new).mean().item(),
+            "predicted_kl": predicted_kl,
             "accepted": float(search.accepted),
             "step_fraction": search.step_fraction,
             "surrogate_gain": surrogate_after - surrogate_before,

@@ -12,7 +12,7 @@ from torch.distributions import Normal, kl_divergence
 from ppo_helpers import checkpoint, objectives, ppo, run
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic, ObservationNormalizer
-from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig
 from ppo_helpers.rollout import batch_gae, collect, evaluate
 from ppo_helpers.scaling import merge_moments
 from ppo_helpers.trpo import trpo_update
@@ -94,13 +94,28 @@ def test_actions_are_clipped_for_the_env_but_scored_unclipped():
     assert torch.equal(agent.mode(obs), agent.dist(obs).mean)
 
 
-def test_pendulum_rollout_has_float_actions_and_bootstraps_every_time_limit():
+@pytest.fixture(scope="module")
+def pendulum_rollout():
+    """A fresh agent's 450-step rollout in 2 Pendulum envs, and its episodes."""
     torch.manual_seed(0)
     envs = make_vector_env("Pendulum-v1", 2)
     obs, _ = envs.reset(seed=0)
     agent = ActorCritic(envs.single_observation_space, envs.single_action_space)
     batch, _, episodes = collect(envs, agent, obs, 450)
     envs.close()
+    return agent, batch, episodes
+
+
+@pytest.fixture(scope="module")
+def pendulum_batch(pendulum_rollout):
+    agent, batch, _ = pendulum_rollout
+    return agent, batch, batch_gae(batch, 0.99, 0.95)
+
+
+def test_pendulum_rollout_has_float_actions_and_bootstraps_every_time_limit(
+    pendulum_rollout,
+):
+    _, batch, episodes = pendulum_rollout
     assert batch.obs.shape == (450, 2, 3) and batch.obs.dtype == torch.float32
     assert batch.actions.shape == (450, 2, 1) and batch.actions.dtype == torch.float32
     assert batch.logprobs.shape == (450, 2)
@@ -217,17 +232,6 @@ def test_steps_to_solve_follows_the_threshold(solved):
     assert result.steps_to_solve == (None if solved is None else 20_000)
 
 
-@pytest.fixture(scope="module")
-def pendulum_batch():
-    torch.manual_seed(0)
-    envs = make_vector_env("Pendulum-v1", 4)
-    obs, _ = envs.reset(seed=0)
-    agent = ActorCritic(envs.single_observation_space, envs.single_action_space)
-    batch, _, _ = collect(envs, agent, obs, 128)
-    envs.close()
-    return agent, batch, batch_gae(batch, 0.99, 0.95)
-
-
 def test_trpo_update_keeps_a_gaussian_policy_within_max_kl(pendulum_batch):
     agent0, batch, advantages = pendulum_batch
     agent = copy.deepcopy(agent0)
@@ -257,3 +261,16 @@ def test_ppo_update_on_a_gaussian_policy_reports_the_exact_kl(
     # each keeps about eps / KL of relative accuracy
     assert stats["kl"] == pytest.approx(kl, rel=10 * EPS32 / kl)
     assert stats["kl"] > 0
+
+
+def test_the_gaussian_starts_at_log_std_init_and_a_run_uses_the_box_default():
+    agent = ActorCritic(*spaces(3, (-1.0, 1.0, 2)), log_std_init=-0.5)
+    assert torch.equal(agent.actor.log_std.detach(), torch.full((2,), -0.5))
+    cfg = pendulum_config(total_steps=200)
+    assert cfg.log_std_init == BOX_DEFAULTS["log_std_init"] == -0.5
+    first = run.train(cfg).updates[0]
+    # the entropy of N(mu, sigma^2) in one dimension is 1/2 log(2 pi e) + log sigma;
+    # after one update sigma has moved from exp(-0.5) by far less than 0.1
+    assert first["entropy"] == pytest.approx(
+        0.5 * math.log(2 * math.pi * math.e) - 0.5, abs=0.1
+    )

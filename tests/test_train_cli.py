@@ -25,6 +25,10 @@ LUNAR = [
     "--env", "LunarLander-v3", "--num-envs", "2", "--num-steps", "64",
     "--update-epochs", "2", "--num-minibatches", "2", "--hidden", "16",
 ]  # fmt: skip
+PENDULUM = [  # Box actions, observation normalisation on (ppo.BOX_DEFAULTS)
+    "--env", "Pendulum-v1", "--num-envs", "2", "--num-steps", "64",
+    "--update-epochs", "2", "--num-minibatches", "2", "--hidden", "16",
+]  # fmt: skip
 
 
 def run_cli(argv, capsys) -> tuple[int, str, str]:
@@ -160,8 +164,11 @@ def test_a_real_process_reports_a_removed_env_in_one_line():
     assert proc.stderr.count("\n") == 1 and "LunarLander-v3" in proc.stderr
 
 
-def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(tmp_path, capsys):
-    args = [*LUNAR, "--total-steps", 6400, "--checkpoint-every", 640, "--quiet"]
+@pytest.mark.parametrize("env_flags", [LUNAR, PENDULUM], ids=["discrete", "box"])
+def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(
+    tmp_path, capsys, env_flags
+):
+    args = [*env_flags, "--total-steps", 6400, "--checkpoint-every", 640, "--quiet"]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     mine = ["--log", killed / "run.csv", "--checkpoint-dir", killed / "ckpt"]
     proc = subprocess.Popen(
