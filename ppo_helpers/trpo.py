@@ -12,6 +12,7 @@ P is the number of entries in that list, theta the parameters flattened to (P,).
 ``trpo_update`` puts them together as an update step for ``ppo.train``.
 """
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -301,8 +302,10 @@ def trpo_update(
     that ``train`` anneals.
 
     Returns floats: ``kl`` (exact mean KL between the actor before and after,
-    over the batch), ``accepted`` (1.0 or 0.0), ``step_fraction`` (0.0 when
-    rejected), ``surrogate_gain`` (L^CPI after minus before), ``policy_loss``
+    over the batch), ``predicted_kl`` (the quadratic model's 0.5 dtheta^T F dtheta
+    of the step applied, F undamped at theta_old; 0.0 when rejected),
+    ``accepted`` (1.0 or 0.0), ``step_fraction`` (0.0 when rejected),
+    ``surrogate_gain`` (L^CPI after minus before), ``policy_loss``
     (-L^CPI after), ``value_loss`` (mean over the last epoch's minibatches),
     ``entropy``, ``approx_kl`` and ``clip_fraction`` (sampled diagnostics, as in
     ``ppo.update``, so ``plotting.LivePlot`` can draw them), ``explained_variance``,
@@ -338,6 +341,7 @@ def trpo_update(
 
     with torch.no_grad():
         surrogate_before = surrogate_fn().item()
+    theta_old = parameters_to_vector(agent.actor.parameters()).detach().clone()
     search = trpo_step(
         agent.actor.parameters(),
         surrogate_fn,
@@ -348,6 +352,19 @@ def trpo_update(
         max_backtracks=max_backtracks,
         backtrack_coef=backtrack_coef,
     )
+
+    predicted_kl = 0.0
+    if search.accepted:  # 0.5 dtheta^T F dtheta at theta_old, F undamped
+        actor_old = copy.deepcopy(agent.actor)
+        vector_to_parameters(theta_old, actor_old.parameters())
+        old_params = list(actor_old.parameters())
+        step = parameters_to_vector(agent.actor.parameters()).detach() - theta_old
+
+        def kl_old_fn() -> Tensor:
+            return objectives.categorical_kl(logits_old, actor_old(obs)).mean()
+
+        fvp = fisher_vector_product(kl_old_fn, old_params, step, damping=0.0)
+        predicted_kl = 0.5 * (step @ fvp).item()
 
     num_samples = obs.shape[0]
     minibatch_size = math.ceil(num_samples / cfg.num_minibatches)
@@ -381,6 +398,7 @@ def trpo_update(
         explained = 1 - (returns - values_old).var() / returns.var().clamp_min(1e-8)
         return {
             "kl": objectives.categorical_kl(logits_old, logits_new).mean().item(),
+            "predicted_kl": predicted_kl,
             "accepted": float(search.accepted),
             "step_fraction": search.step_fraction,
             "surrogate_gain": surrogate_after - surrogate_before,

@@ -453,6 +453,36 @@ def test_trpo_update_keeps_the_measured_kl_within_max_kl(cartpole_batch, max_kl)
     assert stats["max_kl"] == max_kl
 
 
+def test_trpo_update_predicted_kl_is_the_quadratic_form_of_the_applied_step(
+    cartpole_batch,
+):
+    # 0.5 dtheta^T F dtheta by another route: F = E_s[J^T (diag(p) - p p^T) J] for
+    # a softmax, so with u = J dtheta (one forward-mode jvp of the logits) the form
+    # is E_s[sum_a p u^2 - (sum_a p u)^2]; no double backprop, no damping.
+    agent0, batch, advantages = cartpole_batch
+    agent, optimizer = fresh_copy(agent0)
+    stats = trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, max_kl=0.01)
+    assert stats["accepted"] == 1.0
+    obs = batch.obs.flatten(0, 1).clone()
+    names = [name for name, _ in agent0.actor.named_parameters()]
+    old = tuple(p.detach() for p in agent0.actor.parameters())
+    new = tuple(p.detach() for p in agent.actor.parameters())
+    step = tuple(n - o for n, o in zip(new, old, strict=True))
+
+    def logits_at(*params):
+        weights = dict(zip(names, params, strict=True))
+        return torch.func.functional_call(agent0.actor, weights, (obs,))
+
+    logits, u = torch.func.jvp(logits_at, old, step)
+    p = logits.softmax(-1)
+    form = (p * u**2).sum(-1) - (p * u).sum(-1) ** 2
+    expected = 0.5 * form.mean().item()
+    # float32 sums over 4,610 parameters and 128 states: rel. 1e-4 is ~1,000 eps
+    assert stats["predicted_kl"] == pytest.approx(expected, rel=1e-4)
+    # and damping keeps the model's KL below delta (0.5 s^T (F + mu I) s = delta)
+    assert 0.0 < stats["predicted_kl"] < 0.01
+
+
 def test_trpo_update_rejected_step_leaves_the_actor_unchanged(cartpole_batch):
     agent0, batch, advantages = cartpole_batch
     agent, optimizer = fresh_copy(agent0)
@@ -465,6 +495,7 @@ def test_trpo_update_rejected_step_leaves_the_actor_unchanged(cartpole_batch):
     assert stats["accepted"] == 0.0
     assert stats["step_fraction"] == 0.0
     assert stats["kl"] == 0.0
+    assert stats["predicted_kl"] == 0.0
     assert torch.equal(flat(agent.actor), flat(agent0.actor))  # bit for bit
     # the critic still trained with the same optimizer, which holds the actor too
     assert not torch.equal(flat(agent.critic), flat(agent0.critic))
