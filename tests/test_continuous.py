@@ -12,7 +12,7 @@ from torch.distributions import Normal, kl_divergence
 from ppo_helpers import checkpoint, objectives, ppo, run
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic, ObservationNormalizer
-from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig
+from ppo_helpers.ppo import PPOConfig
 from ppo_helpers.rollout import batch_gae, collect, evaluate
 from ppo_helpers.scaling import merge_moments
 from ppo_helpers.trpo import trpo_update
@@ -263,12 +263,11 @@ def test_ppo_update_on_a_gaussian_policy_reports_the_exact_kl(
     assert stats["kl"] > 0
 
 
-def test_the_gaussian_starts_at_log_std_init_and_a_run_uses_the_box_default():
+def test_the_gaussian_starts_at_log_std_init_in_a_network_and_in_a_run():
     agent = ActorCritic(*spaces(3, (-1.0, 1.0, 2)), log_std_init=-0.5)
     assert torch.equal(agent.actor.log_std.detach(), torch.full((2,), -0.5))
-    cfg = pendulum_config(total_steps=200)
-    assert cfg.log_std_init == BOX_DEFAULTS["log_std_init"] == -0.5
-    first = run.train(cfg).updates[0]
+    assert pendulum_config().log_std_init == 0.0  # the PPO paper's sigma = 1
+    first = run.train(pendulum_config(total_steps=200, log_std_init=-0.5)).updates[0]
     # the entropy of N(mu, sigma^2) in one dimension is 1/2 log(2 pi e) + log sigma;
     # after one update sigma has moved from exp(-0.5) by far less than 0.1
     assert first["entropy"] == pytest.approx(

@@ -132,8 +132,16 @@ def test_nbval_lax_fails_when_a_checked_worked_example_changes(
 # three or more digits is suspect, unless the notebook declares it deliberately
 # typed in its metadata (``"ppo_book": {"typed_numbers": ["200", "0.2"]}``) for
 # facts from papers and fixed settings. Small whole numbers (counts such as
-# "3 seeds", "chapter 2") pass. Results of runs must be glued instead.
+# "3 seeds", "chapter 2") pass. Results of runs must be glued instead. The
+# same goes for multipliers written in words ("twice as long", "three times
+# slower", "a tenth of a second"): they are results too, and are declared in
+# typed_numbers (e.g. "ten times") when they are facts rather than measurements.
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?%?(?![\w])")
+_COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|a hundred|a thousand|\d+)"
+MULTIPLIER = re.compile(
+    rf"\b(?:twice|thrice|{_COUNT} times|a (?:third|quarter|tenth|hundredth))\b",
+    re.I,
+)
 STRIP = [
     re.compile(r"```.*?```", re.S),  # fenced code
     re.compile(r"\$\$.*?\$\$", re.S),  # display math
@@ -152,7 +160,11 @@ STRIP = [
 def hand_typed_numbers(markdown: str, allowed: set[str]) -> list[str]:
     for pattern in STRIP:
         markdown = pattern.sub(" ", markdown)
-    found = []
+    found = [
+        m.group(0)
+        for m in MULTIPLIER.finditer(markdown)
+        if m.group(0).lower() not in allowed
+    ]
     for match in NUMBER.finditer(markdown):
         token = match.group(0).rstrip(",")
         plain = token.rstrip("%").replace(",", "")
@@ -171,6 +183,9 @@ def hand_typed_numbers(markdown: str, allowed: set[str]) -> list[str]:
         ("We use 3 seeds and 8 envs in chapter 2 (LunarLander-v3, 2017).", []),
         ("A KL of 12% over the target.", ["12%"]),
         ("See {eq}`eq-clip` and `clip_coef=0.2` in ```code 123```.", []),
+        ("It took about twice as long, a tenth of a second.", ["twice", "a tenth"]),
+        ("Three times slower, and 10 times the target.", ["Three times", "10 times"]),
+        ("The first half of the run; halve beta.", []),
     ],
 )
 def test_hand_typed_number_rule(text, expected):
