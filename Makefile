@@ -57,7 +57,7 @@ unit-paths: $(STAMP)
 	@for path in $(NUMERIC_PATHS); do \
 	  echo "[unit] under $$path"; \
 	  env $$path $(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab -q \
-	    -p no:cacheprovider || exit 1; \
+	    -m "not processes" -p no:cacheprovider || exit 1; \
 	done
 
 nbval: $(STAMP)

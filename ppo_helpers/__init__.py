@@ -7,14 +7,15 @@ from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 2. what the math acts on: ``networks``, ``envs``, ``rollout``;
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;
 4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
-5. the fronts: ``train`` (command line), ``plotting``, ``book``, ``budget``.
+5. the fronts: ``train`` (command line), ``distributed`` (the same under
+   torchrun), ``plotting``, ``book``, ``budget``.
 
 The names below are the public API; ``from ppo_helpers import train`` and the
 like import the modules themselves.
 """
 
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, update
+from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, Ranks, update
 from ppo_helpers.rollout import RolloutBatch, collect, evaluate
 from ppo_helpers.run import Episode, TrainResult, load_agent
 
@@ -24,6 +25,7 @@ __all__ = [
     "ActorCritic",
     "Episode",
     "PPOConfig",
+    "Ranks",
     "RolloutBatch",
     "TrainResult",
     "collect",

@@ -5,10 +5,11 @@ a rollout). It holds everything that changes while PPO trains:
 
 * the network weights, observation statistics and Adam's moment estimates
   (two ``state_dict``s), and the env's spaces that the network was built for;
-* torch's random number generator state (action sampling, minibatch order);
-* the reward scaler's running statistics, ``beta`` and the step counter;
-* the config, the episode log and the update diagnostics so far;
-* the environments.
+* ``beta``, the step counter, the config, the episode log and the update
+  diagnostics so far;
+* per rank (one in a single process; chapter 7 runs several): torch's random
+  number generator state (action sampling, minibatch order), the reward
+  scaler's running statistics and the environments.
 
 The environments are the hard part: a LunarLander episode lives in a Box2D
 world, which cannot be pickled. So we do not save the world; we save how to
@@ -45,7 +46,7 @@ import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 FORMAT = "ppo_helpers.checkpoint"
-VERSION = 2
+VERSION = 3
 KEEP = 3
 """Checkpoints kept in a folder; older ones are deleted after each save."""
 

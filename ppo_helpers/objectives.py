@@ -69,19 +69,59 @@ def kl_penalty_objective(
     return ratio * adv - beta * kl
 
 
-def adaptive_beta(beta: float, kl: float, d_targ: float) -> float:
-    """The PPO paper's rule for the next beta from the measured mean KL (chapter 3).
+PPO_ADAPTIVE = {"tolerance": 1.5, "factor": 2.0}
+"""The PPO paper's rule (its section 4): outside [d_targ / 1.5, 1.5 d_targ],
+halve or double beta."""
+DPPO_ADAPTIVE = {"tolerance": 2.0, "factor": 1.5}
+"""Heess et al. 2017, Algorithm 1: outside [KL_target / 2, 2 KL_target]
+(beta_low = 1/2, beta_high = 2) divide or multiply lambda by alpha = 1.5."""
+DPPO_HINGE_START = 2.0
+"""The squared hinge switches on at 2 KL_target (Heess et al. 2017; the cutoff
+of Schulman's modular_rl ``ppo.py``)."""
+DPPO_HINGE_COEF = 1000.0
+"""xi, the hinge's weight, as in modular_rl's ``ppo.py``."""
+DPPO_STOP = 4.0
+"""Heess et al. 2017 stop an update once the KL exceeds 4 KL_target."""
 
-    If ``kl < d_targ / 1.5`` halve beta; if ``kl > 1.5 * d_targ`` double it;
-    otherwise keep it.
+
+def adaptive_beta(
+    beta: float,
+    kl: float,
+    d_targ: float,
+    tolerance: float = PPO_ADAPTIVE["tolerance"],
+    factor: float = PPO_ADAPTIVE["factor"],
+) -> float:
+    """The next beta from the measured mean KL of an update (chapter 3).
+
+    If ``kl < d_targ / tolerance`` divide beta by ``factor``; if
+    ``kl > tolerance * d_targ`` multiply it; otherwise keep it. The defaults
+    are the PPO paper's rule; ``**DPPO_ADAPTIVE`` gives Heess et al.'s.
     """
     check_range("beta", beta, 0, low_inclusive=False)
     check_range("d_targ", d_targ, 0, low_inclusive=False)
-    if kl < d_targ / 1.5:
-        return beta / 2
-    if kl > d_targ * 1.5:
-        return beta * 2
+    check_range("tolerance", tolerance, 1, low_inclusive=False)
+    check_range("factor", factor, 1, low_inclusive=False)
+    if kl < d_targ / tolerance:
+        return beta / factor
+    if kl > d_targ * tolerance:
+        return beta * factor
     return beta
+
+
+def kl_hinge(
+    mean_kl: torch.Tensor,
+    kl_target: float,
+    coef: float = DPPO_HINGE_COEF,
+    start: float = DPPO_HINGE_START,
+) -> torch.Tensor:
+    """Scalar xi * max(0, KL - start * KL_target)^2, added to DPPO's loss.
+
+    ``mean_kl`` is the scalar mean KL(pi_old || pi_theta) of a minibatch. Zero
+    (and flat) while the KL stays within ``start`` times the target, then a
+    steep quadratic wall (Heess et al. 2017; eq. ``ch7-dppo`` in chapter 7).
+    """
+    check_range("kl_target", kl_target, 0, low_inclusive=False)
+    return coef * torch.clamp(mean_kl - start * kl_target, min=0) ** 2
 
 
 def clipped_surrogate(

@@ -4,11 +4,13 @@
 range are written once, in ``knob``, and read by ``__post_init__``, the command
 line's ``--help`` and the book's config table. ``update`` is one PPO update,
 assembled from ``objectives`` and the actor interface of ``networks``; the run
-around it (rollouts, checkpoints, resume) is ``ppo_helpers.run``.
+around it (rollouts, checkpoints, resume) is ``ppo_helpers.run``. ``Ranks``
+says how the processes of a distributed run (chapter 7) share tensors; one
+process is ``SINGLE``.
 """
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from functools import partial
 
@@ -21,7 +23,7 @@ from ppo_helpers.envs import env_spaces
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.rollout import RolloutBatch
 
-OBJECTIVES = ("clip", "kl_penalty", "unclipped")
+OBJECTIVES = ("clip", "kl_penalty", "dppo", "unclipped")
 
 
 class OneOf(tuple):
@@ -68,11 +70,15 @@ class PPOConfig:
     gae_lambda: float = knob(0.98, "GAE lambda: 0 is TD(0), 1 is Monte Carlo", UNIT)
     update_epochs: int = knob(10, "Passes over each batch", AT_LEAST_1)
     num_minibatches: int = knob(8, "Minibatches per pass", Range(1, "batch_size"))
-    objective: str = knob("clip", "L^CLIP, L^KLPEN or plain L^CPI", OneOf(OBJECTIVES))
+    objective: str = knob(
+        "clip", "L^CLIP, L^KLPEN, Heess et al.'s DPPO or L^CPI", OneOf(OBJECTIVES)
+    )
     clip_coef: float = knob(0.2, "epsilon of L^CLIP", Range(0, 1, False, False))
-    beta: float = knob(1.0, "Initial KL penalty coefficient (kl_penalty)", POSITIVE)
-    adaptive_beta: bool = knob(True, "Adapt beta with the 1.5 / 2 rule (kl_penalty)")
-    kl_target: float = knob(0.01, "d_targ of the adaptive-beta rule", POSITIVE)
+    beta: float = knob(
+        1.0, "Initial KL penalty coefficient (kl_penalty, dppo)", POSITIVE
+    )
+    adaptive_beta: bool = knob(True, "Adapt beta after each update (kl_penalty, dppo)")
+    kl_target: float = knob(0.01, "d_targ / KL_target (kl_penalty, dppo)", POSITIVE)
     ent_coef: float = knob(0.003, "Weight of the entropy bonus", UNIT)
     vf_coef: float = knob(0.5, "Weight of the value loss", AT_LEAST_0)
     value_clip: float = knob(0.0, "Clip V's change to this; 0 turns it off", AT_LEAST_0)
@@ -141,6 +147,25 @@ Pendulum), are in ``benchmarks/results/continuous_tries/``.
 """
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """The processes that train one agent together, and how they share values.
+
+    ``average(t)`` returns the elementwise mean of tensor ``t`` over all ranks
+    (an all-reduce: every rank calls it, with the same shape); ``gather(obj)``
+    returns every rank's ``obj``, in rank order. ``ppo_helpers.distributed``
+    builds them on torch.distributed; ``SINGLE`` is one process.
+    """
+
+    rank: int
+    world_size: int
+    average: Callable[[torch.Tensor], torch.Tensor]
+    gather: Callable[[object], list]
+
+
+SINGLE = Ranks(0, 1, lambda t: t, lambda obj: [obj])
+
+
 def clip_gradients(groups: Iterable[Iterable[torch.Tensor]], max_norm: float) -> None:
     """Scale each group's gradients so that their joint norm is at most ``max_norm``.
 
@@ -159,21 +184,39 @@ def clip_gradients(groups: Iterable[Iterable[torch.Tensor]], max_norm: float) ->
             g.mul_(scale)
 
 
+def average_gradients(params: list[torch.Tensor], ranks: Ranks) -> None:
+    """Replace each gradient by its mean over ranks: one all-reduce of them all.
+
+    Every rank's loss is a mean over its own minibatch and the minibatches are
+    the same size, so the mean of the gradients is the gradient of the loss on
+    their union: the step one process would take on the whole minibatch.
+    """
+    if ranks.world_size == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = ranks.average(torch.cat([g.ravel() for g in grads]))
+    for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        g.copy_(mean.view_as(g))
+
+
 def gradient_step(
     loss: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     groups: list[list[torch.Tensor]],
     max_norm: float,
+    ranks: Ranks = SINGLE,
 ) -> None:
-    """One optimizer step on ``loss``, gradients clipped per group first.
+    """One optimizer step on ``loss``: gradients averaged over ranks, then clipped.
 
     Only the parameters in ``groups`` get gradients (others keep ``grad=None``,
     so Adam leaves them alone): PPO passes the whole agent, TRPO the critic.
+    Every rank then holds the same gradients and takes the same step.
     """
     for params in groups:
         for p in params:  # optimizer.zero_grad(set_to_none=True), but faster
             p.grad = None
     loss.backward()
+    average_gradients([p for params in groups for p in params], ranks)
     clip_gradients(groups, max_norm)
     optimizer.step()
 
@@ -192,13 +235,48 @@ def minibatches(
         yield {k: chunks[i] for k, chunks in shuffled.items()}
 
 
-def _policy_objective(cfg, ratio, adv, kl_fn, beta) -> torch.Tensor:
-    """The per-sample objective that ``cfg.objective`` names; ``kl_fn()`` is KL_t."""
+def advantage_moments(
+    advs: list[torch.Tensor], ranks: Ranks = SINGLE
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Mean and std (Bessel-corrected) of each minibatch's advantages.
+
+    ``advs`` are one epoch's minibatches, (n,) each, the same n on every rank.
+    With several ranks, minibatch i's moments are those of the union of every
+    rank's minibatch i (one all-reduce for the whole epoch), so that advantage
+    normalisation sees what one process on the union would see. Per rank r
+    with mean m_r and sum of squared deviations M_r, over W ranks:
+    mean = avg(m_r), var = W (avg(M_r) + n (avg(m_r^2) - mean^2)) / (n W - 1).
+    """
+    if ranks.world_size == 1:
+        return [(a.mean(), a.std()) for a in advs]
+    n, w = len(advs[0]), ranks.world_size
+    local = torch.stack(
+        [
+            torch.stack([a.mean(), ((a - a.mean()) ** 2).sum(), a.mean() ** 2])
+            for a in advs
+        ]
+    )
+    mean, m2, mean_sq = ranks.average(local).unbind(1)
+    var = w * (m2 + n * (mean_sq - mean**2)) / (n * w - 1)
+    return list(zip(mean, var.clamp_min(0).sqrt(), strict=True))
+
+
+def _policy_loss(cfg, ratio, adv, kl_fn, beta) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minus the mean of the objective ``cfg.objective`` names, and the mean KL_t.
+
+    ``kl_fn()`` is KL_t per sample; the objectives that need no KL return a
+    mean KL of NaN (not computed).
+    """
     if cfg.objective == "clip":
-        return objectives.clipped_surrogate(ratio, adv, cfg.clip_coef)
-    if cfg.objective == "kl_penalty":
-        return objectives.kl_penalty_objective(ratio, adv, kl_fn(), beta)
-    return objectives.surrogate(ratio, adv)
+        objective = objectives.clipped_surrogate(ratio, adv, cfg.clip_coef)
+        return -objective.mean(), torch.tensor(float("nan"))
+    if cfg.objective == "unclipped":
+        return -objectives.surrogate(ratio, adv).mean(), torch.tensor(float("nan"))
+    kl = kl_fn()
+    loss = -objectives.kl_penalty_objective(ratio, adv, kl, beta).mean()
+    if cfg.objective == "dppo":
+        loss = loss + objectives.kl_hinge(kl.mean(), cfg.kl_target)
+    return loss, kl.mean()
 
 
 def update(
@@ -208,6 +286,7 @@ def update(
     advantages: torch.Tensor,
     cfg: PPOConfig,
     beta: float = 1.0,
+    ranks: Ranks = SINGLE,
 ) -> dict[str, float]:
     """``cfg.update_epochs`` passes of minibatch Adam steps on one batch.
 
@@ -215,7 +294,14 @@ def update(
     value target is ``advantages + batch.values``. Returns the diagnostics of the
     update: losses, entropy, ``approx_kl`` and ``clip_fraction`` (means over
     minibatches of the last epoch), the exact mean KL between the policy before
-    and after the update, and the explained variance of the value targets.
+    and after the update, the explained variance of the value targets and the
+    number of gradient steps taken.
+
+    ``dppo`` stops the update after the first gradient step whose minibatch KL
+    exceeded ``objectives.DPPO_STOP`` times ``kl_target`` (Heess et al. 2017).
+    With ``ranks`` of several processes (chapter 7), each rank passes its own
+    batch; gradients, advantage moments, the early-stop KL and the diagnostics
+    are averaged over ranks, so every rank takes the same steps and decisions.
     """
     obs = batch.obs.flatten(0, 1)
     values_old = batch.values.flatten()
@@ -236,19 +322,20 @@ def update(
         if cfg.clip_per_network
         else [list(agent.parameters())]
     )
-    last_epoch_stats = []
+    last_epoch_stats, steps, stop = [], 0, False
     for epoch in range(cfg.update_epochs):
-        for mb in minibatches(samples, cfg.minibatch_size):
+        epoch_batches = list(minibatches(samples, cfg.minibatch_size))
+        moments = advantage_moments([mb["adv"] for mb in epoch_batches], ranks)
+        for mb, (adv_mean, adv_std) in zip(epoch_batches, moments, strict=True):
             params = agent.policy_params(mb["obs"])
             logp, entropy = agent.actor.log_prob_entropy(params, mb["actions"])
             logratio = logp - mb["logp_old"]
             ratio = logratio.exp()
             adv = mb["adv"]
-            if cfg.norm_adv and len(adv) > 1:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            policy_loss = -_policy_objective(
-                cfg, ratio, adv, partial(agent.actor.kl, mb["params_old"], params), beta
-            ).mean()
+            if cfg.norm_adv and len(adv) * ranks.world_size > 1:
+                adv = (adv - adv_mean) / (adv_std + 1e-8)
+            kl_fn = partial(agent.actor.kl, mb["params_old"], params)
+            policy_loss, mean_kl = _policy_loss(cfg, ratio, adv, kl_fn, beta)
             v_loss = objectives.value_loss(
                 agent.value(mb["obs"]),
                 mb["returns"],
@@ -257,8 +344,12 @@ def update(
             )
             entropy = entropy.mean()
             loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-            gradient_step(loss, optimizer, groups, cfg.max_grad_norm)
-            if epoch == cfg.update_epochs - 1:  # diagnostics: last epoch only
+            gradient_step(loss, optimizer, groups, cfg.max_grad_norm, ranks)
+            steps += 1
+            if cfg.objective == "dppo":
+                kl_all = ranks.average(mean_kl.detach().reshape(1)).item()
+                stop = kl_all > objectives.DPPO_STOP * cfg.kl_target
+            if epoch == cfg.update_epochs - 1 or stop:  # diagnostics: last epoch
                 with torch.no_grad():
                     last_epoch_stats.append(
                         torch.stack(
@@ -271,16 +362,20 @@ def update(
                             ]
                         )
                     )
+            if stop:
+                break
+        if stop:
+            break
     with torch.no_grad():
         kl = agent.actor.kl(params_old, agent.policy_params(obs)).mean()
-    means = torch.stack(last_epoch_stats).mean(0).tolist()
+        explained = torch.tensor(explained_variance(values_old, returns))
+        shared = torch.cat(
+            [torch.stack(last_epoch_stats).mean(0), kl.reshape(1), explained.reshape(1)]
+        )
+    shared = ranks.average(shared).tolist()
     names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-    out = dict(zip(names, means, strict=True))
-    out.update(
-        kl=kl.item(),
-        explained_variance=explained_variance(values_old, returns),
-        beta=beta,
-    )
+    out = dict(zip(names, shared[:5], strict=True))
+    out.update(kl=shared[5], explained_variance=shared[6], beta=beta, steps=steps)
     return out
 
 

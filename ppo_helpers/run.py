@@ -2,17 +2,19 @@
 
 ``train`` collects a rollout, scales rewards, computes GAE advantages and calls
 an update step (``ppo.update`` by default, TRPO's in chapter 2), again and
-again. It writes checkpoints that resume exactly (``checkpoint`` explains how)
-and reports through a callback; ``python -m ppo_helpers.train`` is its command
-line. ``load_agent`` rebuilds a trained agent from a checkpoint.
+again, in one process or, with ``ranks`` (chapter 7), in several. It writes
+checkpoints that resume exactly (``checkpoint`` explains how) and reports
+through a callback; ``python -m ppo_helpers.train`` is its command line.
+``load_agent`` rebuilds a trained agent from a checkpoint.
 """
 
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -22,13 +24,18 @@ from ppo_helpers import checkpoint, objectives
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import PPOConfig, update
+from ppo_helpers.ppo import SINGLE, PPOConfig, Ranks, update
 from ppo_helpers.rollout import batch_gae, collect
 from ppo_helpers.scaling import RewardScaler
 
 SOLVED_WINDOW = 100
 # Fields that a resumed run may change: they do not alter what is trained.
 RESUMABLE_CHANGES = ("total_steps", "solved_return")
+# The objectives that adapt their KL coefficient, and the rule each uses.
+ADAPTIVE_RULES = {
+    "kl_penalty": objectives.PPO_ADAPTIVE,
+    "dppo": objectives.DPPO_ADAPTIVE,
+}
 
 
 class Episode(NamedTuple):
@@ -103,15 +110,19 @@ class _Run:
     scaler: RewardScaler
     result: TrainResult
     beta: float
+    ranks: Ranks
     env_steps: int = 0
 
     @classmethod
-    def start(cls, cfg: PPOConfig) -> "_Run":
+    def start(cls, cfg: PPOConfig, ranks: Ranks = SINGLE) -> "_Run":
+        """A fresh run. Rank r's envs take seeds seed + r * num_envs onwards (as
+        if all ranks' envs were one vector env); the weights start the same on
+        every rank, and the sampling streams differ."""
         torch.manual_seed(cfg.seed)
         envs = make_vector_env(
             cfg.env_id, cfg.num_envs, wrapper=checkpoint.ReplayEpisodes
         )
-        obs, _ = envs.reset(seed=cfg.seed)
+        obs, _ = envs.reset(seed=cfg.seed + ranks.rank * cfg.num_envs)
         agent = ActorCritic(
             envs.single_observation_space,
             envs.single_action_space,
@@ -119,14 +130,31 @@ class _Run:
             cfg.norm_obs,
             cfg.log_std_init,
         )
+        if ranks.rank > 0:
+            torch.manual_seed(
+                int(np.random.SeedSequence([cfg.seed, ranks.rank]).generate_state(1)[0])
+            )
         optimizer = torch.optim.Adam(
             agent.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True
         )
         scaler = RewardScaler(cfg.num_envs, cfg.gamma)
         result = TrainResult(agent, cfg, solved_threshold(cfg))
-        return cls(cfg, envs, obs, agent, optimizer, scaler, result, cfg.beta)
+        return cls(cfg, envs, obs, agent, optimizer, scaler, result, cfg.beta, ranks)
+
+    def rank_state(self) -> dict:
+        """What differs between ranks: sampling stream, reward scaler, envs."""
+        return {
+            "torch_rng": torch.get_rng_state(),
+            "reward_scaler": self.scaler.state_dict(),
+            "envs": checkpoint.env_state(self.envs, self.obs),
+        }
 
     def state_dict(self) -> dict:
+        """The checkpoint: shared state, and ``rank_state`` of every rank.
+
+        Every rank must call it (it gathers); only rank 0's copy is complete
+        enough to save, and only rank 0 saves.
+        """
         return {
             "config": asdict(self.cfg),
             "spaces": {
@@ -137,9 +165,7 @@ class _Run:
             "beta": self.beta,
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "reward_scaler": self.scaler.state_dict(),
-            "envs": checkpoint.env_state(self.envs, self.obs),
+            "ranks": self.ranks.gather(self.rank_state()),
             "episodes": [tuple(e) for e in self.result.episodes],
             "updates": self.result.updates,
             "wall_s": self.result.wall_s,
@@ -149,15 +175,21 @@ class _Run:
         """Continue from ``state``; its config must equal ours but for
         ``RESUMABLE_CHANGES``."""
         check_resume_config(state, self.cfg, path)
+        if len(state["ranks"]) != self.ranks.world_size:
+            raise checkpoint.CheckpointError(
+                f"{path} was written by {len(state['ranks'])} ranks, "
+                f"this run has {self.ranks.world_size}"
+            )
+        mine = state["ranks"][self.ranks.rank]
         self.agent.load_state_dict(state["agent"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["reward_scaler"])
-        self.obs = checkpoint.restore_envs(self.envs, state["envs"])
+        self.scaler.load_state_dict(mine["reward_scaler"])
+        self.obs = checkpoint.restore_envs(self.envs, mine["envs"])
         self.env_steps, self.beta = state["env_steps"], state["beta"]
         self.result.episodes = [Episode(*e) for e in state["episodes"]]
         self.result.updates = list(state["updates"])
         self.result.wall_s = state["wall_s"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(mine["torch_rng"])
 
 
 def load_agent(path: str | os.PathLike) -> ActorCritic:
@@ -175,6 +207,43 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
     )
     agent.load_state_dict(state["agent"])
     return agent
+
+
+def check_same_weights(agent: torch.nn.Module, ranks: Ranks) -> None:
+    """Raise ``RuntimeError`` unless every rank holds exactly these weights.
+
+    The mean over ranks of float64 copies equals one's own copy exactly when
+    all are equal (x + x and its half are exact in float64).
+    """
+    mine = torch.cat([t.detach().double().ravel() for t in agent.state_dict().values()])
+    if not torch.equal(ranks.average(mine), mine):
+        raise RuntimeError(f"rank {ranks.rank}: the ranks' weights differ")
+
+
+def _save(directory: str | os.PathLike, env_steps: int, state: dict) -> None:
+    checkpoint.save(checkpoint.path_for(directory, env_steps), state)
+    checkpoint.prune(directory)
+
+
+def on_rank0(ranks: Ranks, fn: Callable[[], Any]) -> Any:
+    """``fn()`` run on rank 0 only, its result returned on every rank.
+
+    File access happens there; a ``ValueError``, ``OSError`` or Gymnasium
+    error it raises is raised on every rank, so that no rank waits for one
+    that has stopped.
+    """
+    if ranks.world_size == 1:
+        return fn()
+    result = error = None
+    if ranks.rank == 0:
+        try:
+            result = fn()
+        except (ValueError, OSError, gym.error.Error) as err:
+            error = err
+    result, error = ranks.gather((result, error))[0]
+    if error is not None:
+        raise error
+    return result
 
 
 def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) -> None:
@@ -200,14 +269,25 @@ def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) ->
 def _iteration(
     run: _Run, update_fn: Callable[..., dict[str, float]], start: float
 ) -> tuple[dict[str, float], list[Episode]]:
-    """One rollout and one update: the body of ``train``'s loop."""
-    cfg, optimizer = run.cfg, run.optimizer
+    """One rollout and one update: the body of ``train``'s loop.
+
+    With several ranks, each collects its own rollout; the env steps count all
+    ranks, and every rank records every rank's episodes (in rank order) and
+    updates the observation statistics from all ranks' observations, so that
+    all ranks stay identical but for their envs.
+    """
+    cfg, optimizer, ranks = run.cfg, run.optimizer, run.ranks
     if cfg.anneal_steps:
         lr = cfg.learning_rate * max(0.0, 1 - run.env_steps / cfg.anneal_steps)
         optimizer.param_groups[0]["lr"] = lr
     batch, run.obs, finished = collect(run.envs, run.agent, run.obs, cfg.num_steps)
-    run.env_steps += cfg.batch_size
-    wall = time.perf_counter() - start
+    run.env_steps += cfg.batch_size * ranks.world_size
+    # one gather per iteration: rank 0's clock, every rank's episodes and states
+    shared = ranks.gather(
+        (time.perf_counter() - start, finished, batch.obs if cfg.norm_obs else None)
+    )
+    wall = shared[0][0]
+    finished = [episode for _, rank_finished, _ in shared for episode in rank_finished]
     new_episodes = [Episode(run.env_steps, wall, ret, n) for ret, n in finished]
     run.result.episodes += new_episodes
     rewards = batch.rewards
@@ -216,9 +296,12 @@ def _iteration(
     advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
     stats = update_fn(run.agent, optimizer, batch, advantages, cfg, run.beta)
     if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics
-        run.agent.normalize.update(batch.obs.flatten(0, 1))
-    if cfg.objective == "kl_penalty" and cfg.adaptive_beta:
-        run.beta = objectives.adaptive_beta(run.beta, stats["kl"], cfg.kl_target)
+        all_obs = torch.cat([obs for _, _, obs in shared], dim=1)
+        run.agent.normalize.update(all_obs.flatten(0, 1))
+    if cfg.objective in ADAPTIVE_RULES and cfg.adaptive_beta:
+        run.beta = objectives.adaptive_beta(
+            run.beta, stats["kl"], cfg.kl_target, **ADAPTIVE_RULES[cfg.objective]
+        )
     run.result.wall_s = time.perf_counter() - start
     stats.update(
         env_steps=run.env_steps,
@@ -237,6 +320,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 50_000,
     resume: bool | str | os.PathLike = False,
+    ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Train a fresh agent with ``cfg``; bit-identical for a fixed seed on one machine.
 
@@ -256,18 +340,28 @@ def train(
     then ends with exactly the weights and episode log of an uninterrupted run
     (chapter 8). ``cfg`` must equal the checkpoint's config except for
     ``RESUMABLE_CHANGES``, so a finished run can also be extended.
+
+    With ``ranks`` of several processes (``ppo_helpers.distributed``, chapter
+    7) every rank calls ``train`` with the same arguments; each steps its own
+    envs, the update averages over ranks, and only rank 0 reads and writes
+    checkpoints, which hold every rank's state.
     """
-    update_fn = update if update_fn is None else update_fn
+    if update_fn is None:
+        update_fn = partial(update, ranks=ranks)
     check_range("checkpoint_every", checkpoint_every, 1)
-    run = _Run.start(cfg)
+    if resume is True and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir")
+    run = _Run.start(cfg, ranks)
+    check_same_weights(run.agent, ranks)
     if resume:
-        if resume is True:
-            if checkpoint_dir is None:
-                raise ValueError("resume=True needs checkpoint_dir")
-            path, state = checkpoint.load_latest(checkpoint_dir)
-        else:
-            path = Path(resume)
-            state = checkpoint.load(path)
+        path, state = on_rank0(
+            ranks,
+            lambda: (
+                checkpoint.load_latest(checkpoint_dir)
+                if resume is True
+                else (Path(resume), checkpoint.load(resume))
+            ),
+        )
         run.load_state_dict(state, path)
     start = time.perf_counter() - run.result.wall_s
     while run.env_steps < cfg.total_steps:
@@ -279,10 +373,8 @@ def train(
         if checkpoint_dir is not None and (
             passed_mark or run.env_steps >= cfg.total_steps
         ):
-            checkpoint.save(
-                checkpoint.path_for(checkpoint_dir, run.env_steps), run.state_dict()
-            )
-            checkpoint.prune(checkpoint_dir)
+            state = run.state_dict()  # on every rank: it gathers
+            on_rank0(ranks, partial(_save, checkpoint_dir, run.env_steps, state))
     run.envs.close()
     run.result.wall_s = time.perf_counter() - start
     return run.result

@@ -37,8 +37,9 @@ from tqdm import tqdm
 from ppo_helpers import checkpoint, ppo
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import env_spaces
+from ppo_helpers.ppo import SINGLE, Ranks
 from ppo_helpers.rollout import evaluate
-from ppo_helpers.run import SOLVED_WINDOW, Episode, check_resume_config, train
+from ppo_helpers.run import SOLVED_WINDOW, Episode, check_resume_config, on_rank0, train
 
 PROG = "python -m ppo_helpers.train"
 LOG_HEADER = "env_steps,wall_s,episode_return,episode_length"
@@ -73,11 +74,16 @@ def _config_help(f) -> str:
     return f"{f.metadata['doc']} (default: {shown}{suffix})"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """One flag per ``PPOConfig`` field, generated from the dataclass and its docs."""
+def build_parser(
+    prog: str = PROG, description: str | None = None
+) -> argparse.ArgumentParser:
+    """One flag per ``PPOConfig`` field, generated from the dataclass and its docs.
+
+    ``ppo_helpers.distributed`` adds its own flags to this parser.
+    """
     parser = _Parser(
-        prog=PROG,
-        description="\n\n".join(__doc__.split("\n\n")[:3]),
+        prog=prog,
+        description=description or "\n\n".join(__doc__.split("\n\n")[:3]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config = parser.add_argument_group("PPO config (ppo.PPOConfig)")
@@ -215,14 +221,25 @@ def _prepare_files(args: argparse.Namespace, episodes: list) -> TextIO | None:
         raise OSError(f"cannot write --log {args.log}: {err}") from None
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Train as ``args`` say; return the summary that ``main`` prints."""
+def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
+    """Train as ``args`` say; return the summary that ``main`` prints.
+
+    With several ``ranks`` (``ppo_helpers.distributed``) every rank calls it;
+    rank 0 alone reads the checkpoint, writes the log, shows progress and
+    evaluates, and its summary is the run's.
+    """
     check_range("checkpoint_every", args.checkpoint_every, 1)
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
-    cfg, resume_path, episodes = _config(args)
+    cfg, resume_path, episodes = on_rank0(ranks, lambda: _config(args))
     env_spaces(cfg.env_id)
-    log = _prepare_files(args, episodes)
+    log = None
+
+    def prepare_files() -> None:
+        nonlocal log
+        log = _prepare_files(args, episodes)
+
+    on_rank0(ranks, prepare_files)
     torch.set_num_threads(args.threads)
     recent = deque((e.episode_return for e in episodes), maxlen=SOLVED_WINDOW)
     bar = None  # made at the first update, so setup errors print nothing else
@@ -238,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
                 total=cfg.total_steps,
                 unit="step",
                 unit_scale=True,
-                disable=args.quiet,
+                disable=args.quiet or ranks.rank > 0,
                 file=sys.stderr,
             )
         bar.n = min(int(stats["env_steps"]), cfg.total_steps)
@@ -253,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
             checkpoint_dir=args.checkpoint_dir,
             checkpoint_every=args.checkpoint_every,
             resume=resume_path or False,
+            ranks=ranks,
         )
     finally:
         if bar is not None:
@@ -276,7 +294,7 @@ def run(args: argparse.Namespace) -> dict:
         "checkpoint": str(newest) if newest else None,
         "log": str(args.log) if args.log else None,
     }
-    if args.eval_episodes:
+    if args.eval_episodes and ranks.rank == 0:
         returns = evaluate(result.agent, cfg.env_id, args.eval_episodes)
         summary.update(
             eval_episodes=len(returns),
@@ -286,21 +304,31 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
+def report(args: argparse.Namespace, ranks: Ranks = SINGLE, prog: str = PROG) -> int:
+    """``run(args, ranks)``, its summary printed as one JSON line by rank 0.
+
+    Returns the exit status: 0, 1 after bad input or an unusable file (one line
+    on stderr, from rank 0), 130 when interrupted.
+    """
     try:
-        summary = run(args)
+        summary = run(args, ranks)
     except (ValueError, OSError, gym.error.Error) as err:
         # Bad input, or a file we cannot read or write: say what, on one line.
         message = " ".join(str(err).split()) or type(err).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        if ranks.rank == 0:
+            print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(summary))
+    if ranks.rank == 0:
+        print(json.dumps(summary))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    return report(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -32,3 +32,20 @@ def spaces(obs_dim: int, actions: int | tuple[float, float, int]):
         return observation, gym.spaces.Discrete(actions)
     low, high, dim = actions
     return observation, gym.spaces.Box(low, high, (dim,), np.float32)
+
+
+def assert_identical(a, b, where: str) -> None:
+    """Equal bit for bit, through nested dicts, lists and tensors."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    else:
+        assert a == b, where

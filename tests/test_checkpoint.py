@@ -143,7 +143,8 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny)
         checkpoint_every=10**9,
     )
     assert checkpoint.latest(tmp_path).name == "step_0000000768.pt"
-    saved_envs = checkpoint.load(checkpoint.latest(tmp_path))["envs"]["episodes"]
+    saved = checkpoint.load(checkpoint.latest(tmp_path))
+    saved_envs = saved["ranks"][0]["envs"]["episodes"]
     assert all(len(e["actions"]) > 0 for e in saved_envs)  # mid-episode: replayed
     resumed = run.train(
         ppo.PPOConfig(total_steps=1536, **tiny), checkpoint_dir=tmp_path, resume=True

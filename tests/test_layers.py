@@ -21,6 +21,7 @@ LAYERS = {
     "checkpoint": 4,  # a run
     "run": 4,
     "train": 5,  # the fronts
+    "distributed": 5,
     "plotting": 5,
     "book": 5,
     "budget": 5,

@@ -11,6 +11,7 @@ from dataclasses import fields
 
 import pytest
 import torch
+from conftest import assert_identical
 
 from ppo_helpers import checkpoint, ppo
 from ppo_helpers.train import LOG_HEADER, main
@@ -40,23 +41,6 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_identical(a, b, where: str) -> None:
-    """Equal bit for bit, through nested dicts, lists and tensors."""
-    assert type(a) is type(b), where
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_identical(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_identical(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
-    else:
-        assert a == b, where
-
-
 def read_log(path) -> list[list[str]]:
     with open(path) as f:
         return list(csv.reader(f))
@@ -75,7 +59,7 @@ def test_help_shows_every_config_field_with_its_default_and_range(capsys):
     assert "--scale-rewards, --no-scale-rewards" in text
     assert "(default: 64 64; range >= 1)" in text  # hidden, each entry
     assert "(default: 8; range [1, batch_size])" in text  # num_minibatches
-    assert "(default: clip; one of clip, kl_penalty, unclipped)" in text
+    assert "(default: clip; one of clip, kl_penalty, dppo, unclipped)" in text
 
 
 def test_run_writes_one_row_per_episode_and_one_json_line(tmp_path, capsys):
@@ -199,7 +183,7 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(
 
     resumed = checkpoint.load(killed / "ckpt" / "step_0000006400.pt")
     uninterrupted = checkpoint.load(whole / "ckpt" / "step_0000006400.pt")
-    for key in ("agent", "optimizer", "reward_scaler", "torch_rng", "beta"):
+    for key in ("agent", "optimizer", "ranks", "beta"):
         assert_identical(resumed[key], uninterrupted[key], key)
 
     def without_wall(rows):

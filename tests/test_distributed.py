@@ -1,0 +1,398 @@
+"""Distributed PPO (chapter 7): the update on several ranks is the update on
+their union, DPPO's rule and hinge, and torchrun runs that log, resume, span
+two "nodes" and stop when a rank dies.
+
+The math tests run ranks as threads that share values through a barrier (a
+stand-in for the all-reduce, summing in rank order). The tests marked
+``processes`` start torchrun; they test process orchestration, which no
+numeric code path changes, so ``make unit-paths`` leaves them out.
+"""
+
+import copy
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import assert_identical
+
+from ppo_helpers import checkpoint, distributed, objectives, ppo
+from ppo_helpers.networks import ActorCritic
+from ppo_helpers.rollout import RolloutBatch
+from ppo_helpers.run import check_same_weights
+
+torch.set_num_threads(1)
+EPS64 = torch.finfo(torch.float64).eps
+
+
+def in_threads(world_size: int, fn) -> list:
+    """``fn(ranks)`` on ``world_size`` threads, one per rank; results in rank order."""
+    barrier = threading.Barrier(world_size, timeout=60)
+    slots = [None] * world_size
+
+    def exchange(rank, obj):
+        slots[rank] = obj
+        barrier.wait()
+        out = list(slots)
+        barrier.wait()
+        return out
+
+    def ranks_for(rank):
+        def average(t):
+            return sum(exchange(rank, t.detach().clone())) / world_size
+
+        return ppo.Ranks(rank, world_size, average, lambda obj: exchange(rank, obj))
+
+    results, errors = [None] * world_size, []
+
+    def target(rank):
+        try:
+            results[rank] = fn(ranks_for(rank))
+        except Exception as err:  # noqa: BLE001 - re-raised below
+            errors.append(err)
+            barrier.abort()
+
+    threads = [threading.Thread(target=target, args=(r,)) for r in range(world_size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_advantage_moments_of_shards_are_those_of_their_union():
+    gen = torch.Generator().manual_seed(0)
+    shards = [
+        [torch.randn(5, generator=gen, dtype=torch.float64) * 10 + 3 for _ in range(4)]
+        for _ in range(3)
+    ]
+    moments = in_threads(
+        3, lambda ranks: ppo.advantage_moments(shards[ranks.rank], ranks)
+    )
+    for i in range(4):
+        union = torch.cat([shard[i] for shard in shards])
+        # a handful of float64 operations on 15 values of size ~30: relative
+        # rounding of a few 15 * eps; 1e-12 is far above it, far below any
+        # error in the formula (a missing Bessel factor is 7e-2)
+        for rank_moments in moments:
+            mean, std = rank_moments[i]
+            assert torch.isclose(mean, union.mean(), rtol=1e-12, atol=0)
+            assert torch.isclose(std, union.std(), rtol=1e-12, atol=0)
+
+
+def _batch(agent, num_envs: int, num_steps: int, seed: int) -> RolloutBatch:
+    """Random float64 samples with behaviour log-probs a little off the agent's."""
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.randn(num_steps, num_envs, 8, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        dist = agent.dist(obs)
+        actions = dist.sample()
+        noise = 0.3 * torch.randn(
+            num_steps, num_envs, generator=gen, dtype=torch.float64
+        )
+        logprobs = agent.actor.log_prob_entropy(agent.policy_params(obs), actions)[0]
+        values = agent.value(obs)
+    zeros = torch.zeros(num_steps, num_envs, dtype=torch.float64)
+    return RolloutBatch(
+        obs,
+        actions,
+        logprobs + noise,
+        values,
+        zeros,
+        zeros.bool(),
+        zeros.bool(),
+        zeros,
+        zeros[0],
+    )
+
+
+def _split(batch: RolloutBatch, parts: int) -> list[RolloutBatch]:
+    """The batch's envs split into ``parts`` equal groups (dim 1)."""
+    fields = [getattr(batch, name) for name in batch.__dataclass_fields__]
+    chunks = [f.chunk(parts, dim=-1 if f.dim() == 1 else 1) for f in fields]
+    return [RolloutBatch(*(c[i] for c in chunks)) for i in range(parts)]
+
+
+@pytest.mark.parametrize("objective", ["clip", "kl_penalty", "dppo"])
+def test_update_on_two_ranks_is_the_update_on_their_union(objective):
+    observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
+    torch.manual_seed(0)
+    agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
+    union = _batch(agent, num_envs=4, num_steps=16, seed=1)
+    advantages = torch.randn(16, 4, generator=torch.Generator().manual_seed(2)).double()
+    common = dict(
+        num_steps=16,
+        num_minibatches=1,  # the same minibatch, in any order, on both sides
+        update_epochs=3,
+        objective=objective,
+        kl_target=0.003,
+        max_grad_norm=0.5,
+        learning_rate=1e-3,
+    )
+
+    def step(agent_copy, batch, adv, cfg, ranks=ppo.SINGLE):
+        optimizer = torch.optim.Adam(agent_copy.parameters(), lr=1e-3, eps=1e-5)
+        stats = ppo.update(agent_copy, optimizer, batch, adv, cfg, 1.0, ranks)
+        return agent_copy, stats
+
+    single, single_stats = step(
+        copy.deepcopy(agent), union, advantages, ppo.PPOConfig(num_envs=4, **common)
+    )
+    halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
+    results = in_threads(
+        2,
+        lambda ranks: step(
+            copy.deepcopy(agent),
+            halves[ranks.rank],
+            adv_halves[ranks.rank],
+            ppo.PPOConfig(num_envs=2, **common),
+            ranks,
+        ),
+    )
+    # float64 throughout: gradients differ from the union's by the summation
+    # order, ~64 * eps relative; Adam turns a gradient error dg into a step
+    # error of at most lr * dg / adam_eps (= 100 dg here), so after 3 steps the
+    # weights agree to ~1e-12. A wrong average or normalisation moves them by
+    # ~lr = 1e-3.
+    for rank_agent, rank_stats in results:
+        for p, q in zip(single.parameters(), rank_agent.parameters(), strict=True):
+            assert torch.allclose(p, q, rtol=0, atol=1e-10)
+        assert rank_stats["steps"] == single_stats["steps"]
+        assert np.isclose(rank_stats["kl"], single_stats["kl"], rtol=1e-9, atol=0)
+
+
+def test_dppo_stops_early_on_every_rank_together():
+    observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
+    torch.manual_seed(0)
+    agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
+    batches = [_batch(agent, 2, 16, seed) for seed in (1, 2)]
+    cfg = ppo.PPOConfig(
+        num_envs=2, num_steps=16, num_minibatches=2, objective="dppo", kl_target=1e-3
+    )
+
+    def run(ranks):
+        mine = copy.deepcopy(agent)
+        optimizer = torch.optim.Adam(mine.parameters(), lr=1e-2)
+        adv = torch.ones(16, 2, dtype=torch.float64) * (1 + ranks.rank)
+        return ppo.update(mine, optimizer, batches[ranks.rank], adv, cfg, 1.0, ranks)
+
+    stats = in_threads(2, run)
+    assert stats[0]["steps"] == stats[1]["steps"] < cfg.update_epochs * 2
+    assert stats[0]["kl"] == stats[1]["kl"]
+
+
+def test_different_initial_weights_are_refused_on_every_rank():
+    observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
+
+    def build(ranks):
+        torch.manual_seed(ranks.rank)  # the mistake: a seed per rank
+        agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,))
+        try:
+            check_same_weights(agent, ranks)
+        except RuntimeError as err:
+            return str(err)
+
+    assert in_threads(2, build) == [
+        "rank 0: the ranks' weights differ",
+        "rank 1: the ranks' weights differ",
+    ]
+
+
+def test_dppo_hinge_is_zero_inside_twice_the_target_and_quadratic_beyond():
+    target = 0.01
+    for kl in (0.0, 0.01, 0.02):
+        assert objectives.kl_hinge(torch.tensor(kl), target).item() == 0.0
+    kl = torch.tensor(0.03, dtype=torch.float64, requires_grad=True)
+    hinge = objectives.kl_hinge(kl, target)
+    hinge.backward()
+    assert hinge.item() == pytest.approx(1000 * 0.01**2, rel=1e-12)
+    assert kl.grad.item() == pytest.approx(2 * 1000 * 0.01, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kl, expected",
+    [(0.025, 1.5), (0.019, 1.0), (0.0051, 1.0), (0.0049, 1 / 1.5)],
+)
+def test_dppo_adaptive_rule_uses_heess_et_al_constants(kl, expected):
+    new = objectives.adaptive_beta(1.0, kl, 0.01, **objectives.DPPO_ADAPTIVE)
+    assert new == pytest.approx(expected, rel=1e-15)
+
+
+def test_without_torchrun_the_module_says_how_to_start_it(capsys, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert distributed.main(["--env", "LunarLander-v3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torchrun --nproc-per-node 2" in err
+
+
+# --- torchrun -----------------------------------------------------------------
+
+TINY = [
+    "--env", "LunarLander-v3", "--num-envs", "2", "--num-steps", "64",
+    "--update-epochs", "2", "--num-minibatches", "2", "--hidden", "16",
+    "--quiet",
+]  # fmt: skip
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(launch: list, args: list, **popen) -> subprocess.Popen:
+    """Start torchrun with ``launch`` flags on our module with ``args``.
+
+    ``--`` keeps torchrun from reading ``--log`` as an abbreviation of its own
+    ``--log-dir``.
+    """
+    command = [*TORCHRUN, *launch, "-m", "ppo_helpers.distributed", "--", *args]
+    return subprocess.Popen(
+        [str(c) for c in command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=True,
+        **popen,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, out, err
+
+
+def without_wall(path: Path) -> list[list[str]]:
+    with open(path) as f:
+        return [[r[0], r[2], r[3]] for r in csv.reader(f)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+STANDALONE = ["--standalone", "--nproc-per-node", "2"]
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """An uninterrupted 2-rank run with checkpoints: its folder and summary."""
+    folder = tmp_path_factory.mktemp("whole")
+    args = [*TINY, "--total-steps", 6144, "--checkpoint-every", 1024]
+    mine = ["--log", folder / "run.csv", "--checkpoint-dir", folder / "ckpt"]
+    code, out, err = finish(torchrun(STANDALONE, [*args, *mine]))
+    assert code == 0, err
+    return folder, args, out
+
+
+@pytest.mark.processes
+def test_two_ranks_log_once_count_every_rank_and_repeat_bit_for_bit(
+    whole_run, tmp_path
+):
+    folder, args, out = whole_run
+    (line,) = out.splitlines()  # one summary line: rank 0's
+    summary = json.loads(line)
+    assert summary["env_steps"] == 6144 and summary["episodes"] > 10
+    rows = without_wall(folder / "run.csv")
+    assert rows[0] == ["env_steps", "episode_return", "episode_length"]
+    # each update adds 2 ranks x 2 envs x 64 steps = 256 env steps
+    assert {int(r[0]) % 256 for r in rows[1:]} == {0}
+    state = checkpoint.load(checkpoint.latest(folder / "ckpt"))
+    assert len(state["ranks"]) == 2
+    seeds = [[e["stream_seed"] for e in r["envs"]["episodes"]] for r in state["ranks"]]
+    assert seeds == [[0, 1], [2, 3]]  # rank r's envs: seed + r * num_envs onwards
+
+    again = ["--log", tmp_path / "run.csv"]
+    code, _, err = finish(torchrun(STANDALONE, [*args, *again]))
+    assert code == 0, err
+    assert without_wall(tmp_path / "run.csv") == rows
+
+
+@pytest.mark.processes
+def test_two_ranks_killed_with_sigkill_resume_to_identical_weights(whole_run, tmp_path):
+    folder, args, _ = whole_run
+    mine = ["--log", tmp_path / "run.csv", "--checkpoint-dir", tmp_path / "ckpt"]
+    proc = torchrun(STANDALONE, [*args, *mine])
+    deadline = time.monotonic() + 300
+    while checkpoint.latest(tmp_path / "ckpt") is None:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks at once
+    proc.wait()
+    assert checkpoint.latest(tmp_path / "ckpt").name != "step_0000006144.pt"
+
+    code, out, err = finish(torchrun(STANDALONE, [*args, *mine, "--resume"]))
+    assert code == 0, err
+    assert json.loads(out)["resumed_from"] is not None
+    resumed = checkpoint.load(tmp_path / "ckpt" / "step_0000006144.pt")
+    whole = checkpoint.load(folder / "ckpt" / "step_0000006144.pt")
+    for key in ("agent", "optimizer", "ranks", "beta", "env_steps"):
+        assert_identical(resumed[key], whole[key], key)
+    assert without_wall(tmp_path / "run.csv") == without_wall(folder / "run.csv")
+
+
+@pytest.mark.processes
+def test_two_nodes_meeting_at_a_loopback_endpoint_train_like_one(whole_run, tmp_path):
+    folder, args, _ = whole_run
+    launch = [
+        "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "test",
+    ]  # fmt: skip
+    mine = [*args, "--log", tmp_path / "run.csv"]
+    nodes = [torchrun(launch, mine) for _ in range(2)]
+    results = [finish(node) for node in nodes]
+    assert [code for code, _, _ in results] == [0, 0], results[0][2] + results[1][2]
+    assert sum(len(out.splitlines()) for _, out, _ in results) == 1  # rank 0 only
+    assert without_wall(tmp_path / "run.csv") == without_wall(folder / "run.csv")
+
+
+@pytest.mark.processes
+def test_a_killed_rank_stops_the_run_within_60_s_naming_the_rank(tmp_path):
+    proc = torchrun(STANDALONE, [*TINY, "--total-steps", 10**7])
+    rank1 = None
+    deadline = time.monotonic() + 120
+    while rank1 is None:  # the worker whose environment says RANK=1
+        assert proc.poll() is None and time.monotonic() < deadline
+        for pid in Path("/proc").glob("[0-9]*"):
+            try:
+                environ = (pid / "environ").read_bytes().split(b"\0")
+                cmdline = (pid / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"RANK=1" in environ and b"ppo_helpers.distributed" in cmdline:
+                rank1 = int(pid.name)
+        time.sleep(0.1)
+    time.sleep(5)  # mid-run: past start-up, into training
+    os.kill(rank1, signal.SIGKILL)
+    killed_at = time.monotonic()
+    code, _, err = finish(proc, timeout=60)
+    assert time.monotonic() - killed_at < 60
+    assert code != 0
+    root_cause = err.split("Root Cause")[1]
+    assert "rank      : 1" in root_cause and "SIGKILL" in root_cause
+
+
+@pytest.mark.processes
+def test_bad_input_gives_one_error_line_from_rank_0():
+    code, out, err = finish(torchrun(STANDALONE, [*TINY, "--clip-coef", "2"]))
+    assert code != 0 and out == ""
+    ours = [
+        line for line in err.splitlines() if "ppo_helpers.distributed: error" in line
+    ]
+    assert len(ours) == 1 and "clip_coef must be in (0, 1), got 2.0" in ours[0]
