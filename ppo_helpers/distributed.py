@@ -53,26 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _average_group(backend: str, rank: int, world_size: int, timeout):
-    """The process group for ``Ranks.average``, the all-reduce of every step.
-
-    For gloo it is a second group with one worker thread instead of gloo's
-    default two: on a 2-core machine a small all-reduce then takes 0.7 ms
-    instead of 1.9 ms (measured; chapter 7), and the update runs one per
-    minibatch. Other backends use the default group.
-    """
-    if backend != "gloo":
-        return None
-    options = dist.ProcessGroupGloo._Options()
-    options._threads = 1
-    options._timeout = timeout
-    options._devices = [dist.ProcessGroupGloo.create_default_device()]
-    store = dist.PrefixStore(
-        "ppo_helpers/average", dist.distributed_c10d._get_default_store()
-    )
-    return dist.ProcessGroupGloo(store, rank, world_size, options)
-
-
 def connect(backend: str = "auto", timeout_s: float = 60.0) -> Ranks:
     """Join the process group that torchrun describes in the environment.
 
@@ -93,14 +73,10 @@ def connect(backend: str = "auto", timeout_s: float = 60.0) -> Ranks:
     timeout = datetime.timedelta(seconds=timeout_s)
     dist.init_process_group(backend, timeout=timeout)
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    group = _average_group(backend, rank, world_size, timeout)
 
     def average(tensor: torch.Tensor) -> torch.Tensor:
         total = tensor.detach().to(device, copy=True)
-        if group is None:
-            dist.all_reduce(total)
-        else:
-            group.allreduce([total]).wait()
+        dist.all_reduce(total)
         return (total / world_size).to(tensor.device)
 
     def gather(obj: object) -> list:

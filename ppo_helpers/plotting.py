@@ -85,7 +85,8 @@ class LivePlot:
     ``redraw_s`` adds up the time spent drawing and ``redraws`` counts the
     frames, so the cost of watching can be reported; ``max_overhead`` (0.05 by
     default) caps ``redraw_s`` at that fraction of the time since the plot was
-    made, plus at most one frame.
+    made, plus at most one frame. ``diagnostics=False`` leaves out the panel of
+    update diagnostics, for a run watched through its episode log (chapter 7).
     """
 
     def __init__(
@@ -98,11 +99,13 @@ class LivePlot:
         notebook: bool | None = None,
         max_overhead: float = 0.05,
         color: str = COLORS["ppo"],
+        diagnostics: bool = True,
     ):
         self.total_steps, self.title = total_steps, title
         self.solved_at, self.window = solved_at, window
         self.min_interval_s, self.max_overhead = min_interval_s, max_overhead
         self.color = color
+        self.diagnostics = DIAGNOSTICS if diagnostics else ()
         self.notebook = in_notebook() if notebook is None else notebook
         self.episodes: list[tuple] = []
         self.stats: list[dict] = []
@@ -123,12 +126,11 @@ class LivePlot:
         plt.close(fig)  # shown as an image through the display handle only
         grid = fig.add_gridspec(2, 2, height_ratios=(1.15, 1))
         ax_ret = fig.add_subplot(grid[0, :])
-        ax_len = fig.add_subplot(grid[1, 0])
-        ax_diag = fig.add_subplot(grid[1, 1])
+        ax_len = fig.add_subplot(grid[1, 0] if self.diagnostics else grid[1, :])
         fig.subplots_adjust(
             left=0.09, right=0.98, top=0.9, bottom=0.09, hspace=0.42, wspace=0.3
         )
-        self.fig, self.axes = fig, (ax_ret, ax_len, ax_diag)
+        self.fig, self.axes = fig, (ax_ret, ax_len)
         dots = dict(ls="none", marker=".", ms=2, alpha=0.3, color=self.color)
         self.lines = {
             "return": ax_ret.plot([], [], **dots, label="episode")[0],
@@ -145,25 +147,30 @@ class LivePlot:
                 ls="--",
                 label=f"solved ({self.solved_at:g})",
             )
-        for key in DIAGNOSTICS:
-            label = "entropy (nats)" if key == "entropy" else key
-            self.lines[key] = ax_diag.plot([], [], color=COLORS[key], label=label)[0]
         ax_ret.set(title="episode return", xlabel="env steps", ylabel="return")
         ax_len.set(
             title="episode length", xlabel="env steps", ylabel="steps per episode"
         )
-        ax_diag.set(
-            title="update diagnostics",
-            xlabel="env steps",
-            ylabel="value (log scale)",
-            yscale="log",
-        )
+        if self.diagnostics:
+            ax_diag = fig.add_subplot(grid[1, 1])
+            self.axes += (ax_diag,)
+            for key in self.diagnostics:
+                label = "entropy (nats)" if key == "entropy" else key
+                self.lines[key] = ax_diag.plot([], [], color=COLORS[key], label=label)[
+                    0
+                ]
+            ax_diag.set(
+                title="update diagnostics",
+                xlabel="env steps",
+                ylabel="value (log scale)",
+                yscale="log",
+            )
+            ax_diag.legend(loc="best", fontsize=8)
         for ax in self.axes:
             ax.set_xlim(0, self.total_steps)
             ax.xaxis.set_major_formatter(FuncFormatter(thousands))
             ax.grid(alpha=0.3)
         ax_ret.legend(loc="lower right", fontsize=8)
-        ax_diag.legend(loc="best", fontsize=8)
         self._suptitle = fig.suptitle(self.title)
 
     def update(self, stats: dict, episodes: list[tuple]) -> None:
@@ -206,7 +213,6 @@ class LivePlot:
         from IPython.display import Image, display
 
         start = _clock()
-        ax_ret, ax_len, ax_diag = self.axes
         if self.episodes:
             steps, _, returns, lengths = (
                 np.asarray(c) for c in zip(*self.episodes, strict=True)
@@ -221,7 +227,7 @@ class LivePlot:
             )
         if self.stats:
             steps = [s["env_steps"] for s in self.stats]
-            for key in DIAGNOSTICS:
+            for key in self.diagnostics:
                 values = [s.get(key, np.nan) for s in self.stats]
                 self.lines[key].set_data(steps, values)
         done = self.stats[-1]["env_steps"] if self.stats else 0

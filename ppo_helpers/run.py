@@ -220,6 +220,20 @@ def check_same_weights(agent: torch.nn.Module, ranks: Ranks) -> None:
         raise RuntimeError(f"rank {ranks.rank}: the ranks' weights differ")
 
 
+def merged_moments(
+    ranks: Ranks, count: int, mean: float, var: float
+) -> tuple[int, float, float]:
+    """(count, mean, population variance) of every rank's batch together.
+
+    Every rank's batch has the same ``count``, so the union's mean is the mean
+    of the means and its mean square the mean of the mean squares (float64).
+    """
+    mean_all, square_all = ranks.average(
+        torch.tensor([mean, var + mean**2], dtype=torch.float64)
+    ).tolist()
+    return count * ranks.world_size, mean_all, square_all - mean_all**2
+
+
 def _save(directory: str | os.PathLike, env_steps: int, state: dict) -> None:
     checkpoint.save(checkpoint.path_for(directory, env_steps), state)
     checkpoint.prune(directory)
@@ -292,7 +306,8 @@ def _iteration(
     run.result.episodes += new_episodes
     rewards = batch.rewards
     if cfg.scale_rewards:
-        rewards = run.scaler.scale(rewards, batch.episode_ends)
+        merge = None if ranks.world_size == 1 else partial(merged_moments, ranks)
+        rewards = run.scaler.scale(rewards, batch.episode_ends, merge)
     advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
     stats = update_fn(run.agent, optimizer, batch, advantages, cfg, run.beta)
     if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics

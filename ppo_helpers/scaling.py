@@ -5,6 +5,8 @@ terms. Dividing them by the running std of the discounted return keeps the
 value targets near unit scale without shifting their sign (chapter 5).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -39,8 +41,18 @@ class RewardScaler:
         self.mean = 0.0
         self.var = 1.0
 
-    def scale(self, rewards: torch.Tensor, episode_ends: torch.Tensor) -> torch.Tensor:
-        """Scaled copy of ``rewards`` (T, N); ``episode_ends`` (T, N) resets G."""
+    def scale(
+        self,
+        rewards: torch.Tensor,
+        episode_ends: torch.Tensor,
+        merge: Callable[[int, float, float], tuple[int, float, float]] | None = None,
+    ) -> torch.Tensor:
+        """Scaled copy of ``rewards`` (T, N); ``episode_ends`` (T, N) resets G.
+
+        ``merge(count, mean, var)`` may replace this batch's moments of G by
+        those of every rank's batch together (``run``, chapter 7), so that all
+        ranks divide by the same std and the critic sees one scale.
+        """
         # A loop over T steps of small-array arithmetic: NumPy does each step in
         # a fraction of torch's per-op overhead. ``discounted`` is updated in place.
         discounted = self.discounted.numpy()
@@ -51,19 +63,14 @@ class RewardScaler:
             discounted += step_rewards[t]
             returns[t] = discounted
             discounted[ends[t]] = 0.0
-        self._update(torch.from_numpy(returns).flatten())
-        return rewards / (self.var**0.5 + self.eps)
-
-    def _update(self, x: torch.Tensor) -> None:
-        """Merge the batch ``x`` into the running mean and variance."""
+        x = torch.from_numpy(returns).flatten()
+        batch = (x.numel(), x.mean().item(), x.var(correction=0).item())
+        if merge is not None:
+            batch = merge(*batch)
         self.count, self.mean, self.var = merge_moments(
-            self.count,
-            self.mean,
-            self.var,
-            x.numel(),
-            x.mean().item(),
-            x.var(correction=0).item(),
+            self.count, self.mean, self.var, *batch
         )
+        return rewards / (self.var**0.5 + self.eps)
 
     def state_dict(self) -> dict:
         return {

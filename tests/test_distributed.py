@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -29,7 +30,8 @@ from conftest import assert_identical
 from ppo_helpers import checkpoint, distributed, objectives, ppo
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.rollout import RolloutBatch
-from ppo_helpers.run import check_same_weights
+from ppo_helpers.run import check_same_weights, merged_moments
+from ppo_helpers.scaling import RewardScaler
 
 torch.set_num_threads(1)
 EPS64 = torch.finfo(torch.float64).eps
@@ -90,6 +92,33 @@ def test_advantage_moments_of_shards_are_those_of_their_union():
             mean, std = rank_moments[i]
             assert torch.isclose(mean, union.mean(), rtol=1e-12, atol=0)
             assert torch.isclose(std, union.std(), rtol=1e-12, atol=0)
+
+
+def test_reward_scalers_of_two_ranks_divide_by_the_union_std():
+    gen = torch.Generator().manual_seed(0)
+    rewards = torch.randn(32, 4, generator=gen, dtype=torch.float64) * 5 + 1
+    ends = torch.rand(32, 4, generator=gen) < 0.05
+    single = RewardScaler(4, 0.99)
+    want = [
+        single.scale(rewards[:16], ends[:16]),
+        single.scale(rewards[16:], ends[16:]),
+    ]
+
+    def two_batches(ranks):
+        scaler = RewardScaler(2, 0.99)
+        mine = slice(2 * ranks.rank, 2 * ranks.rank + 2)
+        merge = partial(merged_moments, ranks)
+        return [
+            scaler.scale(r[:, mine], e[:, mine], merge)
+            for r, e in ((rewards[:16], ends[:16]), (rewards[16:], ends[16:]))
+        ]
+
+    for rank, got in enumerate(in_threads(2, two_batches)):
+        mine = slice(2 * rank, 2 * rank + 2)
+        # float64 moments of 64 and 128 values merged in another order: relative
+        # rounding ~1e-15; a scaler that used its own rank's std is off by ~5%
+        for g, w in zip(got, want, strict=True):
+            assert torch.allclose(g, w[:, mine], rtol=1e-12, atol=0)
 
 
 def _batch(agent, num_envs: int, num_steps: int, seed: int) -> RolloutBatch:

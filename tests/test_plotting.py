@@ -149,6 +149,15 @@ def test_missing_diagnostics_are_left_out(screen):
     assert np.isnan(plot.lines["approx_kl"].get_ydata()).all()
 
 
+def test_without_diagnostics_two_panels_show_episodes_only(screen):
+    plot = plotting.LivePlot(10_000, notebook=True, diagnostics=False)
+    plot.update({"env_steps": 2048}, [(2048, 0.1, -120.0, 90), (2048, 0.1, -80.0, 70)])
+    plot.close()
+    assert len(plot.fig.axes) == 2 and "approx_kl" not in plot.lines
+    np.testing.assert_allclose(plot.lines["length"].get_ydata(), [90, 70])
+    assert screen.frames[-1].data.startswith(PNG_MAGIC)
+
+
 def test_the_figure_is_not_left_open_in_pyplot(screen):
     before = plt.get_fignums()
     plotting.LivePlot(10_000, notebook=True)

@@ -1,0 +1,187 @@
+"""Benchmark distributed PPO: 1 process x 16 envs against 2 processes x 8 envs.
+
+LunarLander-v3 with the book's config, the same 2,048-sample batch and the same
+minibatches per update on both sides, torch on one thread per process, seeds
+0-2, one run at a time (each uses the cores it needs). Prints a table (env
+steps per second, steps and wall seconds to solve: a last-100 mean of 200) and
+writes ``benchmarks/results/distributed.{json,md}``; then profiles where one
+iteration's time goes on each side (rank 0's view).
+
+    python benchmarks/distributed.py            # about 10 minutes here
+    python benchmarks/distributed.py --seeds 0 --total-steps 100000
+
+Nothing else should run meanwhile: the ratio is only meaningful side by side.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+from lunarlander import RESULTS, machine_settings, median
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+SIDES = {  # name -> (launcher, module, envs per process)
+    "1 process x 16 envs": ([sys.executable], ["-m", "ppo_helpers.train"], 16),
+    "2 processes x 8 envs": (
+        [*TORCHRUN, "--nproc-per-node", "2"],
+        ["-m", "ppo_helpers.distributed", "--"],  # --: torchrun reads --log as its own
+        8,
+    ),
+}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def flags(num_envs: int, total_steps: int, seed: int = 0) -> list[str]:
+    return [
+        "--env", "LunarLander-v3", "--num-envs", str(num_envs), "--seed", str(seed),
+        "--total-steps", str(total_steps), "--quiet",
+    ]  # fmt: skip
+
+
+def run(command: list[str], what: str) -> dict:
+    """Run ``command``; the JSON line it printed last."""
+    proc = subprocess.run(command, capture_output=True, text=True, env=ENV)
+    if proc.returncode != 0:
+        sys.exit(f"{what} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def profile_worker(argv: list[str]) -> None:
+    """Train under timers (in this process, or as one torchrun rank) and print
+    rank 0's seconds per iteration in rollouts, the update and its collectives."""
+    import torch
+
+    from ppo_helpers import distributed, ppo, run, train
+
+    seconds, calls = defaultdict(float), defaultdict(int)
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            seconds[name] += time.perf_counter() - start
+            calls[name] += 1
+            return out
+
+        return wrapper
+
+    run.collect = timed("rollout", run.collect)
+    run.update = timed("update", run.update)
+    connect = distributed.connect
+
+    def timed_connect(*args, **kwargs):
+        ranks = connect(*args, **kwargs)
+        average = timed("update: all-reduce", ranks.average)
+        return ppo.Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
+
+    distributed.connect = timed_connect
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    code = distributed.main(argv) if "RANK" in os.environ else train.main(argv)
+    total = time.perf_counter() - start
+    if code == 0 and int(os.environ.get("RANK", 0)) == 0:
+        iterations = calls["rollout"]
+        per = {k: v / iterations for k, v in seconds.items()}
+        per["total (incl. start-up)"] = total / iterations
+        print(json.dumps({"per_iteration_s": per, "all_reduces": calls}))
+
+
+def profile(steps: int) -> dict:
+    """Seconds per iteration on each side, from ``profile_worker``."""
+    return {
+        name: run(
+            [*launcher, __file__, "--profile-worker", "--", *flags(num_envs, steps)],
+            f"profile of {name}",
+        )
+        for name, (launcher, _, num_envs) in SIDES.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--total-steps", type=int, default=250_000)
+    parser.add_argument("--profile-steps", type=int, default=20_480)
+    parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.profile_worker:
+        return profile_worker([a for a in rest if a != "--"])
+    runs = {name: [] for name in SIDES}
+    for seed in args.seeds:
+        for name, (launcher, module, num_envs) in SIDES.items():
+            command = [*launcher, *module, *flags(num_envs, args.total_steps, seed)]
+            summary = run(command, f"{name}, seed {seed}")
+            runs[name].append(summary)
+            print(
+                f"{name}, seed {seed}: {summary['steps_per_s']:.0f} steps/s, "
+                f"solved at {summary['steps_to_solve']} steps, "
+                f"{summary['wall_s_to_solve']} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    table = {
+        name: {
+            "median_steps_per_s": median([r["steps_per_s"] for r in rs]),
+            "median_steps_to_solve": median([r["steps_to_solve"] for r in rs]),
+            "median_wall_s_to_solve": median([r["wall_s_to_solve"] for r in rs]),
+            "solved": sum(r["steps_to_solve"] is not None for r in rs),
+            "runs": rs,
+        }
+        for name, rs in runs.items()
+    }
+    one, two = (table[name] for name in SIDES)
+
+    def ratio(key):
+        if one[key] is None or two[key] is None:
+            return None
+        return two[key] / one[key]
+
+    ratios = {
+        "steps_per_s": ratio("median_steps_per_s"),
+        "wall_s_to_solve": ratio("median_wall_s_to_solve"),
+        "steps_to_solve": ratio("median_steps_to_solve"),
+    }
+    result = {
+        "command": "python benchmarks/distributed.py " + " ".join(sys.argv[1:]),
+        "machine": machine_settings(),
+        "seeds": args.seeds,
+        "total_steps": args.total_steps,
+        "table": table,
+        "ratios_2_over_1": ratios,
+        "targets": {"steps_per_s": ">= 1.5", "wall_s_to_solve": "<= 0.7"},
+        "profile": profile(args.profile_steps),
+    }
+    lines = [
+        "| run | steps/s (median) | steps to solve (median) | wall s to solve "
+        "(median) | solved |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        lines.append(
+            f"| {name} | {row['median_steps_per_s']:.0f} | "
+            f"{row['median_steps_to_solve']} | {row['median_wall_s_to_solve']} | "
+            f"{row['solved']}/{len(args.seeds)} |"
+        )
+    lines.append("")
+    lines.append("Ratios, 2 processes / 1 process: " + json.dumps(ratios))
+    lines.append("")
+    lines.append("Seconds per iteration (rank 0):")
+    for name, prof in result["profile"].items():
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in prof["per_iteration_s"].items())
+        lines.append(f"- {name}: {parts}")
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "distributed.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / "distributed.md").write_text(
+        f"# Distributed PPO, {result['machine']['date']}\n\n"
+        f"`{result['command']}`\n\n" + markdown
+    )
+
+
+if __name__ == "__main__":
+    main()
