@@ -7,7 +7,8 @@ from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 2. what the math acts on: ``networks``, ``envs``, ``rollout``;
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;
 4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
-5. the fronts: ``train`` (command line), ``plotting``, ``book``, ``budget``.
+5. the fronts: ``train`` (command line), ``plotting``, ``book``, ``budget``,
+   ``ablation`` (chapter 6's comparison of objectives).
 
 The names below are the public API; ``from ppo_helpers import train`` and the
 like import the modules themselves.
