@@ -21,6 +21,9 @@ Writes, in ``--out`` (``book/data`` by default), as the runs finish:
 - ``objective_ablation.json``: the command, package versions, machine, date,
   budgets and the wall time of every sitting.
 
+``--probe`` measured, before the budgets were fixed, each candidate task's
+training speed and clip-0.2 learning curve (``objective_ablation_probes.json``).
+
 An interrupted sweep resumes where it stopped: finished runs (rows of the CSV)
 are not run again, and a half-written run's curve is dropped.
 """
@@ -50,6 +53,16 @@ TASKS = {
 }
 SEEDS = (0, 1, 2)
 QUICK_TASKS = {"InvertedPendulum-v5": 2048}
+# --probe: the candidates measured before the budgets were fixed (clip 0.2, seed 0).
+CANDIDATES = (
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "Reacher-v5",
+    "Swimmer-v5",
+    "Hopper-v5",
+    "HalfCheetah-v5",
+)
+PROBE_STEPS = 81_920
 RANDOM_EPISODES = 100
 
 COLUMNS = (
@@ -72,6 +85,7 @@ NAMES = {
     "curves": "objective_ablation_curves.csv",
     "random": "objective_ablation_random.csv",
     "meta": "objective_ablation.json",
+    "probes": "objective_ablation_probes.json",
 }
 
 
@@ -139,6 +153,30 @@ def measure_random(tasks, out: Path, episodes: int) -> dict[str, float]:
     return {t: float(r["random_score"]) for t, r in rows.items()}
 
 
+def probe(out: Path, jobs: int) -> None:
+    """A clip-0.2 learning curve and the training speed of every candidate task."""
+    start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    runs = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, context, initializer=_worker_init) as pool:
+        futures = [
+            pool.submit(_run, task, "clip_0.2", 0, PROBE_STEPS) for task in CANDIDATES
+        ]
+        for future in futures:
+            row, curve = future.result()
+            row["steps_per_s"] = row["env_steps"] / row["wall_s"]
+            runs.append(dict(row=row, curve=curve))
+            print(f"[probe] {row['task']}: {row['steps_per_s']:.0f} env steps/s")
+    meta = dict(
+        command="python benchmarks/objective_ablation.py --probe",
+        started=start,
+        jobs=jobs,
+        machine=machine(),
+        runs=runs,
+    )
+    (out / NAMES["probes"]).write_text(json.dumps(meta, indent=1) + "\n")
+
+
 def machine() -> dict:
     import gymnasium
     import mujoco
@@ -166,6 +204,9 @@ def machine() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets, temp dir")
+    parser.add_argument(
+        "--probe", action="store_true", help="clip-0.2 curves of the CANDIDATES"
+    )
     parser.add_argument("--out", type=Path, help=f"output folder ({DEFAULT_OUT})")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"default {SEEDS}")
@@ -184,6 +225,9 @@ def main(argv=None) -> int:
         else DEFAULT_OUT
     )
     out.mkdir(parents=True, exist_ok=True)
+    if args.probe:
+        probe(out, args.jobs)
+        return 0
     sitting_start = time.time()
 
     random = measure_random(budgets, out, 10 if args.quick else RANDOM_EPISODES)
