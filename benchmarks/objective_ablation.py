@@ -25,7 +25,9 @@ Writes, in ``--out`` (``book/data`` by default), as the runs finish:
 training speed and clip-0.2 learning curve (``objective_ablation_probes.json``).
 
 An interrupted sweep resumes where it stopped: finished runs (rows of the CSV)
-are not run again, and a half-written run's curve is dropped.
+are not run again, and a half-written run's curve is dropped. ``--tasks`` and
+``--seeds`` give one sitting a part of the plan (``TASKS`` x ``SEEDS``), in the
+order given; ``objective_ablation.json`` keeps the whole plan and every sitting.
 """
 
 import argparse
@@ -209,16 +211,22 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, help=f"output folder ({DEFAULT_OUT})")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
-    parser.add_argument("--seeds", type=int, nargs="+", help=f"default {SEEDS}")
-    parser.add_argument("--tasks", nargs="+", help=f"default {list(TASKS)}")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help=f"this sitting's seeds ({SEEDS})"
+    )
+    parser.add_argument(
+        "--tasks", nargs="+", help=f"this sitting's tasks, in order ({list(TASKS)})"
+    )
     args = parser.parse_args(argv)
 
     from ppo_helpers.ablation import SETTINGS
 
+    # The plan (what a finished sweep covers) and this sitting's share of it:
+    # --tasks and --seeds pick runs of the plan, in the order given.
     budgets = QUICK_TASKS if args.quick else TASKS
-    if args.tasks:
-        budgets = {t: budgets[t] for t in args.tasks}
-    seeds = args.seeds or ((0,) if args.quick else SEEDS)
+    plan_seeds = (0,) if args.quick else SEEDS
+    sitting_tasks = args.tasks or list(budgets)
+    seeds = args.seeds or plan_seeds
     out = args.out or (
         Path(tempfile.mkdtemp(prefix="objective_ablation_"))
         if args.quick
@@ -236,9 +244,9 @@ def main(argv=None) -> int:
     curves = [r for r in read_csv(out / NAMES["curves"]) if key(r) in done]
     write_csv(out / NAMES["curves"], CURVE_COLUMNS, curves)
     jobs = [
-        (task, s.name, seed, steps)
+        (task, s.name, seed, budgets[task])
         for seed in seeds
-        for task, steps in budgets.items()
+        for task in sitting_tasks
         for s in SETTINGS
         if (task, s.name, seed) not in done
     ]
@@ -246,9 +254,9 @@ def main(argv=None) -> int:
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta.update(
         command="python benchmarks/objective_ablation.py"
-        + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""),
+        + (" --quick" if args.quick else ""),
         tasks=budgets,
-        seeds=list(seeds),
+        seeds=list(plan_seeds),
         settings=[s.name for s in SETTINGS],
         random_episodes=10 if args.quick else RANDOM_EPISODES,
         machine=machine(),
@@ -257,6 +265,7 @@ def main(argv=None) -> int:
     sittings.append(
         dict(
             started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            args=sys.argv[1:] if argv is None else list(argv),
             runs=0,
             wall_s=0.0,
             load_average_at_start=os.getloadavg()[0],
