@@ -8,7 +8,8 @@ from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;
 4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
 5. the fronts: ``train`` (command line), ``distributed`` (the same under
-   torchrun), ``plotting``, ``book``, ``budget``.
+   torchrun), ``plotting``, ``book``, ``budget``, ``ablation`` (chapter 6's
+   comparison of objectives).
 
 The names below are the public API; ``from ppo_helpers import train`` and the
 like import the modules themselves.

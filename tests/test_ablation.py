@@ -1,0 +1,85 @@
+"""Chapter 6: the paper's Table 1 settings, its score normalisation, the bootstrap."""
+
+import numpy as np
+import pytest
+
+from ppo_helpers import ablation
+
+
+def test_the_eleven_settings_of_table_1_with_the_papers_scores():
+    assert len(ablation.SETTINGS) == 11
+    assert len(ablation.SETTING_BY_NAME) == 11
+    paper = [s.paper_score for s in ablation.SETTINGS]
+    assert max(paper) == ablation.SETTING_BY_NAME["clip_0.2"].paper_score == 0.82
+    assert min(paper) == ablation.SETTING_BY_NAME["no_clip"].paper_score == -0.39
+
+
+@pytest.mark.parametrize(
+    "setting,objective",
+    [
+        ("no_clip", "unclipped"),
+        ("clip_0.3", "clip"),
+        ("adaptive_kl_0.01", "kl_penalty"),
+        ("fixed_kl_10", "kl_penalty"),
+    ],
+)
+def test_paper_config_is_table_3_with_the_settings_objective(setting, objective):
+    cfg = ablation.paper_config("Pendulum-v1", setting, seed=3, total_steps=4096)
+    assert cfg.objective == objective
+    assert cfg.batch_size == 2048  # horizon T = 2048
+    assert cfg.minibatch_size == 64
+    assert cfg.update_epochs == 10
+    assert cfg.learning_rate == 3e-4 and cfg.anneal_steps == 0
+    assert (cfg.gamma, cfg.gae_lambda, cfg.ent_coef) == (0.99, 0.95, 0.0)
+    assert cfg.hidden == (64, 64) and cfg.max_grad_norm == 0.0
+    assert cfg.seed == 3 and cfg.total_steps == 4096
+
+
+def test_kl_settings_fix_or_adapt_beta_from_one():
+    adaptive = ablation.paper_config("Pendulum-v1", "adaptive_kl_0.03", 0, 2048)
+    assert adaptive.adaptive_beta and adaptive.beta == 1.0
+    assert adaptive.kl_target == 0.03
+    fixed = ablation.paper_config("Pendulum-v1", "fixed_kl_0.3", 0, 2048)
+    assert not fixed.adaptive_beta and fixed.beta == 0.3
+    assert ablation.paper_config("Pendulum-v1", "clip_0.1", 0, 2048).clip_coef == 0.1
+
+
+def test_normalise_maps_random_to_0_and_best_to_1():
+    assert ablation.normalise(-40.0, random=-40.0, best=-5.0) == 0.0
+    assert ablation.normalise(-5.0, random=-40.0, best=-5.0) == 1.0
+    np.testing.assert_allclose(
+        ablation.normalise([-22.5, -75.0], random=-40.0, best=-5.0), [0.5, -1.0]
+    )
+    with pytest.raises(ValueError, match="cannot normalise"):
+        ablation.normalise(1.0, random=2.0, best=2.0)
+
+
+def test_bootstrap_of_identical_scores_is_a_point():
+    mean, low, high = ablation.bootstrap_ci([[0.5, 0.5, 0.5], [0.5, 0.5]], n_boot=200)
+    assert mean == low == high == 0.5
+
+
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_seeds():
+    rng = np.random.default_rng(1)
+    few = [rng.normal(0.7, 0.2, 3) for _ in range(3)]
+    many = [rng.normal(0.7, 0.2, 60) for _ in range(3)]
+    mean, low, high = ablation.bootstrap_ci(few, n_boot=2000)
+    assert low <= mean <= high
+    _, low_many, high_many = ablation.bootstrap_ci(many, n_boot=2000)
+    # the interval's width shrinks like 1/sqrt(seeds) when tasks agree
+    assert high_many - low_many < high - low
+
+
+def test_random_score_is_the_mean_of_random_episodes():
+    score = ablation.random_score("Pendulum-v1", episodes=2)
+    # Pendulum's reward per step is in [-16.3, 0], 200 steps per episode
+    assert -16.3 * 200 <= score <= 0
+
+
+def test_a_short_run_gives_a_row_and_a_curve():
+    row, curve = ablation.run_setting(
+        "Pendulum-v1", "fixed_kl_1", seed=0, total_steps=2048
+    )
+    assert row["env_steps"] == 2048 and len(curve) == 1
+    assert row["episodes"] == 10  # Pendulum's episodes are 200 steps
+    assert row["final_beta"] == 1.0 and row["mean_kl"] == curve[0]["kl"] >= 0

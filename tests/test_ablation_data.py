@@ -1,0 +1,114 @@
+"""Chapter 6's committed sweep (book/data): the schema that
+benchmarks/objective_ablation.py writes, and every task x setting x seed."""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ppo_helpers import ablation
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "book" / "data"
+
+
+def sweep_script():
+    """benchmarks/objective_ablation.py as a module (benchmarks/ is no package)."""
+    path = ROOT / "benchmarks" / "objective_ablation.py"
+    spec = importlib.util.spec_from_file_location("objective_ablation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read(name: str) -> tuple[list[str], list[dict]]:
+    with (DATA / name).open(newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def planned_runs(script) -> set[tuple[str, str, int]]:
+    return {
+        (task, s.name, seed)
+        for task in script.TASKS
+        for s in ablation.SETTINGS
+        for seed in script.SEEDS
+    }
+
+
+def sweep_is_unfinished() -> bool:
+    meta = json.loads((DATA / "objective_ablation.json").read_text())
+    return meta["finished_runs"] < 11 * len(meta["tasks"]) * len(meta["seeds"])
+
+
+def test_committed_sweep_has_the_scripts_schema_and_only_planned_runs():
+    script = sweep_script()
+    columns, rows = read("objective_ablation.csv")
+    assert tuple(columns) == script.COLUMNS
+    found = [script.key(r) for r in rows]
+    assert len(found) == len(set(found)), "a run appears twice"
+    assert set(found) <= planned_runs(script)
+    for r in rows:
+        assert int(r["env_steps"]) == script.TASKS[r["task"]]
+        assert float(r["wall_s"]) > 0 and float(r["mean_kl"]) >= 0
+
+
+@pytest.mark.xfail(
+    sweep_is_unfinished(),
+    reason="the committed sweep is unfinished: resume it with "
+    "python benchmarks/objective_ablation.py",
+    strict=True,
+)
+def test_committed_sweep_covers_every_task_setting_and_seed():
+    script = sweep_script()
+    _, rows = read("objective_ablation.csv")
+    assert {script.key(r) for r in rows} == planned_runs(script)
+
+
+def test_committed_scores_are_normalised_by_the_committed_random_scores():
+    script = sweep_script()
+    _, rows = read("objective_ablation.csv")
+    columns, random_rows = read("objective_ablation_random.csv")
+    assert tuple(columns) == script.RANDOM_COLUMNS
+    random = {r["task"]: float(r["random_score"]) for r in random_rows}
+    assert set(random) == set(script.TASKS)
+    recomputed = [dict(r) for r in rows]
+    script.renormalise(recomputed, random)
+    for r, again in zip(rows, recomputed, strict=True):
+        assert float(r["normalised_score"]) == pytest.approx(
+            again["normalised_score"], rel=1e-9
+        )
+    for task in script.TASKS:  # the best setting's mean is 1 on every task
+        by_setting = {}
+        for r in rows:
+            if r["task"] == task:
+                by_setting.setdefault(r["setting"], []).append(
+                    float(r["normalised_score"])
+                )
+        assert max(np.mean(v) for v in by_setting.values()) == pytest.approx(1.0)
+
+
+def test_committed_curves_cover_every_run_update_by_update():
+    script = sweep_script()
+    columns, curves = read("objective_ablation_curves.csv")
+    assert tuple(columns) == script.CURVE_COLUMNS
+    _, rows = read("objective_ablation.csv")
+    points = {}
+    for c in curves:
+        points.setdefault(script.key(c), []).append(int(c["env_steps"]))
+    assert set(points) == {script.key(r) for r in rows}
+    for (task, _, _), steps in points.items():
+        assert steps == list(range(2048, script.TASKS[task] + 1, 2048))
+
+
+def test_committed_sweep_names_its_command_versions_and_machine():
+    meta = json.loads((DATA / "objective_ablation.json").read_text())
+    assert meta["command"].startswith("python benchmarks/objective_ablation.py")
+    assert {"torch", "gymnasium", "mujoco", "cpu", "cpus"} <= set(meta["machine"])
+    _, rows = read("objective_ablation.csv")
+    assert meta["finished_runs"] == len(rows)
+    assert meta["tasks"] == sweep_script().TASKS
+    assert meta["total_wall_s"] > 0
