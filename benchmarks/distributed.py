@@ -20,7 +20,9 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from functools import partial
 
+import profile_iteration
 from lunarlander import RESULTS, machine_settings, median
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -58,17 +60,10 @@ def profile_worker(argv: list[str]) -> None:
     from ppo_helpers import distributed, ppo, run, train
 
     seconds, calls = defaultdict(float), defaultdict(int)
-
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            out = fn(*args, **kwargs)
-            seconds[name] += time.perf_counter() - start
-            calls[name] += 1
-            return out
-
-        return wrapper
-
+    # wall time, not CPU time: a rank waiting in a collective is what we measure
+    timed = partial(
+        profile_iteration.timed, seconds, clock=time.perf_counter, calls=calls
+    )
     run.collect = timed("rollout", run.collect)
     run.update = timed("update", run.update)
     connect = distributed.connect

@@ -30,15 +30,18 @@ CLOCK = time.thread_time
 PARTS = ("env stepping", "policy forward", "advantages", "update")
 
 
-def timed(totals: dict[str, float], part: str, fn):
-    """``fn`` with its thread CPU time added to ``totals[part]``."""
+def timed(totals: dict[str, float], part: str, fn, clock=CLOCK, calls=None):
+    """``fn`` with its ``clock`` seconds (thread CPU time by default) added to
+    ``totals[part]``, and each call counted in ``calls[part]`` when given."""
 
     def wrapper(*args, **kwargs):
-        start = CLOCK()
+        start = clock()
         try:
             return fn(*args, **kwargs)
         finally:
-            totals[part] += CLOCK() - start
+            totals[part] += clock() - start
+            if calls is not None:
+                calls[part] += 1
 
     return wrapper
 

@@ -1,6 +1,6 @@
 """Distributed PPO on torch.distributed, launched by torchrun (chapter 7).
 
-    torchrun --nproc-per-node 2 -m ppo_helpers.distributed \\
+    torchrun --nproc-per-node 2 -m ppo_helpers.distributed -- \\
         --env LunarLander-v3 --num-envs 8 --log run.csv --checkpoint-dir ckpt/
 
 trains one agent with several processes, synchronously, as Heess et al.'s
@@ -10,6 +10,8 @@ all-reduce before every Adam step, so every rank takes the same step and the
 weights stay identical. Every python -m ppo_helpers.train flag works the same
 here (--total-steps counts the env steps of all ranks); rank 0 alone writes
 the log, the checkpoints (holding every rank's state) and the summary line.
+The -- ends torchrun's own flags: without it torchrun reads --log as an
+abbreviation of its --log-dir.
 
 Several machines: the same command on each, with torchrun's own rendezvous
 flags (--nnodes 2 --rdzv-backend c10d --rdzv-endpoint HOST:PORT).
@@ -19,6 +21,7 @@ import argparse
 import datetime
 import os
 import sys
+import threading
 
 import torch
 import torch.distributed as dist
@@ -87,6 +90,51 @@ def connect(backend: str = "auto", timeout_s: float = 60.0) -> Ranks:
     return Ranks(rank, world_size, average, gather)
 
 
+def in_threads(world_size: int, fn) -> list:
+    """``fn(ranks)`` on ``world_size`` threads, one per rank; results in rank order.
+
+    Each thread's ``Ranks`` averages and gathers through shared slots and a
+    barrier instead of a process group: a quick way to check that code built on
+    ``Ranks`` takes the same steps on every rank (chapter 7, the tests). The
+    first exception of any rank is re-raised here, after the others were
+    released from the barrier.
+    """
+    check_range("world_size", world_size, 1)
+    barrier = threading.Barrier(world_size, timeout=60)
+    slots = [None] * world_size
+
+    def exchange(rank, obj):
+        slots[rank] = obj
+        barrier.wait()
+        everyone = list(slots)
+        barrier.wait()
+        return everyone
+
+    def ranks_for(rank):
+        def average(tensor):
+            return sum(exchange(rank, tensor.detach().clone())) / world_size
+
+        return Ranks(rank, world_size, average, lambda obj: exchange(rank, obj))
+
+    results, errors = [None] * world_size, []
+
+    def target(rank):
+        try:
+            results[rank] = fn(ranks_for(rank))
+        except Exception as err:  # noqa: BLE001 - re-raised below
+            errors.append(err)
+            barrier.abort()
+
+    threads = [threading.Thread(target=target, args=(r,)) for r in range(world_size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 @record  # a rank that raises: its traceback reaches torchrun's failure summary
 def main(argv: list[str] | None = None) -> int:
     """Run one rank of the command line; return its exit status."""
@@ -94,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         print(
             f"{PROG}: error: start this module with torchrun, e.g. torchrun "
-            "--nproc-per-node 2 -m ppo_helpers.distributed --env LunarLander-v3",
+            "--nproc-per-node 2 -m ppo_helpers.distributed -- --env LunarLander-v3",
             file=sys.stderr,
         )
         return 2

@@ -261,6 +261,9 @@ def advantage_moments(
     return list(zip(mean, var.clamp_min(0).sqrt(), strict=True))
 
 
+_KL_NOT_COMPUTED = torch.tensor(float("nan"))
+
+
 def _policy_loss(cfg, ratio, adv, kl_fn, beta) -> tuple[torch.Tensor, torch.Tensor]:
     """Minus the mean of the objective ``cfg.objective`` names, and the mean KL_t.
 
@@ -269,9 +272,9 @@ def _policy_loss(cfg, ratio, adv, kl_fn, beta) -> tuple[torch.Tensor, torch.Tens
     """
     if cfg.objective == "clip":
         objective = objectives.clipped_surrogate(ratio, adv, cfg.clip_coef)
-        return -objective.mean(), torch.tensor(float("nan"))
+        return -objective.mean(), _KL_NOT_COMPUTED
     if cfg.objective == "unclipped":
-        return -objectives.surrogate(ratio, adv).mean(), torch.tensor(float("nan"))
+        return -objectives.surrogate(ratio, adv).mean(), _KL_NOT_COMPUTED
     kl = kl_fn()
     loss = -objectives.kl_penalty_objective(ratio, adv, kl, beta).mean()
     if cfg.objective == "dppo":
@@ -325,14 +328,16 @@ def update(
     last_epoch_stats, steps, stop = [], 0, False
     for epoch in range(cfg.update_epochs):
         epoch_batches = list(minibatches(samples, cfg.minibatch_size))
-        moments = advantage_moments([mb["adv"] for mb in epoch_batches], ranks)
-        for mb, (adv_mean, adv_std) in zip(epoch_batches, moments, strict=True):
+        if cfg.norm_adv:
+            moments = advantage_moments([mb["adv"] for mb in epoch_batches], ranks)
+        for i, mb in enumerate(epoch_batches):
             params = agent.policy_params(mb["obs"])
             logp, entropy = agent.actor.log_prob_entropy(params, mb["actions"])
             logratio = logp - mb["logp_old"]
             ratio = logratio.exp()
             adv = mb["adv"]
             if cfg.norm_adv and len(adv) * ranks.world_size > 1:
+                adv_mean, adv_std = moments[i]
                 adv = (adv - adv_mean) / (adv_std + 1e-8)
             kl_fn = partial(agent.actor.kl, mb["params_old"], params)
             policy_loss, mean_kl = _policy_loss(cfg, ratio, adv, kl_fn, beta)

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -37,50 +36,13 @@ torch.set_num_threads(1)
 EPS64 = torch.finfo(torch.float64).eps
 
 
-def in_threads(world_size: int, fn) -> list:
-    """``fn(ranks)`` on ``world_size`` threads, one per rank; results in rank order."""
-    barrier = threading.Barrier(world_size, timeout=60)
-    slots = [None] * world_size
-
-    def exchange(rank, obj):
-        slots[rank] = obj
-        barrier.wait()
-        out = list(slots)
-        barrier.wait()
-        return out
-
-    def ranks_for(rank):
-        def average(t):
-            return sum(exchange(rank, t.detach().clone())) / world_size
-
-        return ppo.Ranks(rank, world_size, average, lambda obj: exchange(rank, obj))
-
-    results, errors = [None] * world_size, []
-
-    def target(rank):
-        try:
-            results[rank] = fn(ranks_for(rank))
-        except Exception as err:  # noqa: BLE001 - re-raised below
-            errors.append(err)
-            barrier.abort()
-
-    threads = [threading.Thread(target=target, args=(r,)) for r in range(world_size)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
-
-
 def test_advantage_moments_of_shards_are_those_of_their_union():
     gen = torch.Generator().manual_seed(0)
     shards = [
         [torch.randn(5, generator=gen, dtype=torch.float64) * 10 + 3 for _ in range(4)]
         for _ in range(3)
     ]
-    moments = in_threads(
+    moments = distributed.in_threads(
         3, lambda ranks: ppo.advantage_moments(shards[ranks.rank], ranks)
     )
     for i in range(4):
@@ -113,7 +75,7 @@ def test_reward_scalers_of_two_ranks_divide_by_the_union_std():
             for r, e in ((rewards[:16], ends[:16]), (rewards[16:], ends[16:]))
         ]
 
-    for rank, got in enumerate(in_threads(2, two_batches)):
+    for rank, got in enumerate(distributed.in_threads(2, two_batches)):
         mine = slice(2 * rank, 2 * rank + 2)
         # float64 moments of 64 and 128 values merged in another order: relative
         # rounding ~1e-15; a scaler that used its own rank's std is off by ~5%
@@ -180,7 +142,7 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
         copy.deepcopy(agent), union, advantages, ppo.PPOConfig(num_envs=4, **common)
     )
     halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
-    results = in_threads(
+    results = distributed.in_threads(
         2,
         lambda ranks: step(
             copy.deepcopy(agent),
@@ -217,7 +179,7 @@ def test_dppo_stops_early_on_every_rank_together():
         adv = torch.ones(16, 2, dtype=torch.float64) * (1 + ranks.rank)
         return ppo.update(mine, optimizer, batches[ranks.rank], adv, cfg, 1.0, ranks)
 
-    stats = in_threads(2, run)
+    stats = distributed.in_threads(2, run)
     assert stats[0]["steps"] == stats[1]["steps"] < cfg.update_epochs * 2
     assert stats[0]["kl"] == stats[1]["kl"]
 
@@ -233,7 +195,7 @@ def test_different_initial_weights_are_refused_on_every_rank():
         except RuntimeError as err:
             return str(err)
 
-    assert in_threads(2, build) == [
+    assert distributed.in_threads(2, build) == [
         "rank 0: the ranks' weights differ",
         "rank 1: the ranks' weights differ",
     ]
@@ -425,3 +387,13 @@ def test_bad_input_gives_one_error_line_from_rank_0():
         line for line in err.splitlines() if "ppo_helpers.distributed: error" in line
     ]
     assert len(ours) == 1 and "clip_coef must be in (0, 1), got 2.0" in ours[0]
+
+
+def test_in_threads_re_raises_a_ranks_error_and_frees_the_others():
+    def fail_on_rank_1(ranks):
+        if ranks.rank == 1:
+            raise RuntimeError("rank 1 failed")
+        return ranks.average(torch.ones(1))  # would wait for rank 1 forever
+
+    with pytest.raises(RuntimeError, match="rank 1 failed"):
+        distributed.in_threads(2, fail_on_rank_1)

@@ -99,6 +99,7 @@ def write_checked_notebook(path: Path, stored_output: str) -> None:
     path.write_text(json.dumps(nb))
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("stored,passes", [("42\n", True), ("41\n", False)])
 def test_nbval_lax_fails_when_a_checked_worked_example_changes(
     tmp_path, stored, passes

@@ -135,6 +135,7 @@ def test_resume_refuses_a_changed_hyperparameter(tmp_path, capsys):
     assert json.loads(out)["env_steps"] == 256
 
 
+@pytest.mark.processes
 def test_a_real_process_reports_a_removed_env_in_one_line():
     proc = subprocess.run(
         [sys.executable, "-m", "ppo_helpers.train", "--env", "LunarLander-v2"],
@@ -148,6 +149,7 @@ def test_a_real_process_reports_a_removed_env_in_one_line():
     assert proc.stderr.count("\n") == 1 and "LunarLander-v3" in proc.stderr
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("env_flags", [LUNAR, PENDULUM], ids=["discrete", "box"])
 def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(
     tmp_path, capsys, env_flags
