@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed
 BOOK_FLAGS := -W -n --keep-going
 # Keep torch to one thread: faster for 64-unit MLPs, and fair to env stepping.
 export OMP_NUM_THREADS ?= 1
+# pytest workers, one per core (pytest-xdist); nbval keeps each notebook's cells
+# on one worker (--dist loadfile), in order, in one kernel.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Numeric code paths that this CPU can take besides its own (CONTRIBUTING.md,
 # "Numeric code paths"): MKL's conditional-numerical-reproducibility branches and
@@ -51,18 +54,19 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/book.yml
 
 unit: $(STAMP)
-	$(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab
+	$(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab -n $(JOBS)
 
 unit-paths: $(STAMP)
 	@for path in $(NUMERIC_PATHS); do \
 	  echo "[unit] under $$path"; \
 	  env $$path $(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab -q \
-	    -m "not processes" -p no:cacheprovider || exit 1; \
+	    -m "not processes" -p no:cacheprovider -n $(JOBS) || exit 1; \
 	done
 
 nbval: $(STAMP)
 	@echo "[nbval] under $(NBVAL_PATH)"
-	$(NBVAL_PATH) PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks -p no:cacheprovider
+	$(NBVAL_PATH) PPO_BOOK_QUICK=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 notebooks \
+	  -p no:cacheprovider -n $(JOBS) --dist loadfile
 
 book-quick: $(STAMP)
 	PPO_BOOK_QUICK=1 $(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output _build/quick
