@@ -12,7 +12,8 @@ BOOK_FLAGS := -W -n --keep-going
 # Keep torch to one thread: faster for 64-unit MLPs, and fair to env stepping.
 export OMP_NUM_THREADS ?= 1
 # pytest workers, one per core (pytest-xdist); nbval keeps each notebook's cells
-# on one worker (--dist loadfile), in order, in one kernel.
+# on one worker (--dist loadfile), in order, in one kernel, and the torchrun tests
+# that share one run stay together (--dist loadgroup, tests/test_distributed.py).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Numeric code paths that this CPU can take besides its own (CONTRIBUTING.md,
@@ -54,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/book.yml
 
 unit: $(STAMP)
-	$(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab -n $(JOBS)
+	$(BIN)/pytest tests --ignore=tests/browser --ignore=tests/colab -n $(JOBS) --dist loadgroup
 
 unit-paths: $(STAMP)
 	@for path in $(NUMERIC_PATHS); do \

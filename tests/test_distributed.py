@@ -8,6 +8,7 @@ stand-in for the all-reduce, summing in rank order). The tests marked
 numeric code path changes, so ``make unit-paths`` leaves them out.
 """
 
+import contextlib
 import copy
 import csv
 import json
@@ -251,9 +252,8 @@ def torchrun(launch: list, args: list, **popen) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
         start_new_session=True,
-        **popen,
+        **{"env": ENV, **popen},
     )
 
 
@@ -280,6 +280,11 @@ def free_port() -> int:
 STANDALONE = ["--standalone", "--nproc-per-node", "2"]
 
 
+# The tests that share `whole_run` stay on one pytest-xdist worker (make test runs
+# --dist loadgroup), so that the fixture's torchrun run happens once.
+WHOLE_RUN_GROUP = pytest.mark.xdist_group("whole_run")
+
+
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory):
     """An uninterrupted 2-rank run with checkpoints: its folder and summary."""
@@ -292,6 +297,7 @@ def whole_run(tmp_path_factory):
 
 
 @pytest.mark.processes
+@WHOLE_RUN_GROUP
 def test_two_ranks_log_once_count_every_rank_and_repeat_bit_for_bit(
     whole_run, tmp_path
 ):
@@ -315,6 +321,7 @@ def test_two_ranks_log_once_count_every_rank_and_repeat_bit_for_bit(
 
 
 @pytest.mark.processes
+@WHOLE_RUN_GROUP
 def test_two_ranks_killed_with_sigkill_resume_to_identical_weights(whole_run, tmp_path):
     folder, args, _ = whole_run
     mine = ["--log", tmp_path / "run.csv", "--checkpoint-dir", tmp_path / "ckpt"]
@@ -339,6 +346,7 @@ def test_two_ranks_killed_with_sigkill_resume_to_identical_weights(whole_run, tm
 
 
 @pytest.mark.processes
+@WHOLE_RUN_GROUP
 def test_two_nodes_meeting_at_a_loopback_endpoint_train_like_one(whole_run, tmp_path):
     folder, args, _ = whole_run
     launch = [
@@ -354,25 +362,44 @@ def test_two_nodes_meeting_at_a_loopback_endpoint_train_like_one(whole_run, tmp_
 
 
 @pytest.mark.processes
+def ranks_of_run(token: str) -> dict[int, int]:
+    """``{rank: pid}`` of the workers whose environment carries ``token``.
+
+    The token tells this run's workers from those of other torchrun tests that
+    run at the same time on another pytest-xdist worker.
+    """
+    ranks = {}
+    for pid in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (pid / "environ").read_bytes().split(b"\0")
+            cmdline = (pid / "cmdline").read_bytes()
+        except OSError:
+            continue
+        rank = [e for e in environ if e.startswith(b"RANK=")]  # torchrun has none
+        if token.encode() in environ and b"ppo_helpers.distributed" in cmdline and rank:
+            ranks[int(rank[0].removeprefix(b"RANK="))] = int(pid.name)
+    return ranks
+
+
 def test_a_killed_rank_stops_the_run_within_60_s_naming_the_rank(tmp_path):
-    proc = torchrun(STANDALONE, [*TINY, "--total-steps", 10**7])
-    rank1 = None
-    deadline = time.monotonic() + 120
-    while rank1 is None:  # the worker whose environment says RANK=1
-        assert proc.poll() is None and time.monotonic() < deadline
-        for pid in Path("/proc").glob("[0-9]*"):
-            try:
-                environ = (pid / "environ").read_bytes().split(b"\0")
-                cmdline = (pid / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"RANK=1" in environ and b"ppo_helpers.distributed" in cmdline:
-                rank1 = int(pid.name)
-        time.sleep(0.1)
-    time.sleep(5)  # mid-run: past start-up, into training
-    os.kill(rank1, signal.SIGKILL)
-    killed_at = time.monotonic()
-    code, _, err = finish(proc, timeout=60)
+    token = f"PPO_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
+    env = {**ENV, token.split("=")[0]: token.split("=")[1]}
+    proc = torchrun(STANDALONE, [*TINY, "--total-steps", 10**7], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while 1 not in ranks_of_run(token):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(5)  # mid-run: past start-up, into training
+        os.kill(ranks_of_run(token)[1], signal.SIGKILL)
+        killed_at = time.monotonic()
+        code, _, err = finish(proc, timeout=60)
+    finally:  # on a failure, leave no process behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in ranks_of_run(token).values():
+            with contextlib.suppress(ProcessLookupError):  # it may just have exited
+                os.kill(pid, signal.SIGKILL)
     assert time.monotonic() - killed_at < 60
     assert code != 0
     root_cause = err.split("Root Cause")[1]
