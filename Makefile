@@ -46,8 +46,11 @@ book: $(STAMP)
 
 ## make test: lint, unit tests (on this CPU's own path and on the others it can
 ## emulate), nbval on every notebook (quick, on another path), quick book build,
-## and every built page checked in headless Chromium
-test: lint unit unit-paths nbval book-quick browser colab
+## then, side by side, every built page checked in headless Chromium and one
+## chapter run on a fresh Colab-like runtime
+test: lint unit unit-paths nbval book-quick
+	@# independent of each other: the two at once, each one's output in one piece
+	$(MAKE) --no-print-directory -j2 --output-sync=target browser colab
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
