@@ -45,12 +45,13 @@ book: $(STAMP)
 	@echo "[book] open _build/html/index.html"
 
 ## make test: lint, unit tests (on this CPU's own path and on the others it can
-## emulate), nbval on every notebook (quick, on another path), quick book build,
-## then, side by side, every built page checked in headless Chromium and one
-## chapter run on a fresh Colab-like runtime
-test: lint unit unit-paths nbval book-quick
-	@# independent of each other: the two at once, each one's output in one piece
-	$(MAKE) --no-print-directory -j2 --output-sync=target browser colab
+## emulate), then two at a time: nbval on every notebook (quick, on another
+## path), the quick book build and every built page checked in headless
+## Chromium, and one chapter run on a fresh Colab-like runtime
+test: lint unit unit-paths
+	@# The book build executes one notebook at a time, on one core: the other
+	@# runs nbval or the Colab test meanwhile. Each target's output in one piece.
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbval browser colab
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -75,7 +76,7 @@ nbval: $(STAMP)
 book-quick: $(STAMP)
 	PPO_BOOK_QUICK=1 $(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output _build/quick
 
-browser: $(STAMP) chromium
+browser: $(STAMP) chromium book-quick
 	BOOK_HTML_DIR=_build/quick/_build/html BOOK_SCREENSHOT_DIR=_build/screenshots \
 	  $(BIN)/pytest tests/browser -p no:cacheprovider
 	@echo "[browser] screenshots in _build/screenshots/"
