@@ -137,14 +137,13 @@ BOX_DEFAULTS = dict(
 )
 """The book's changes to ``PPOConfig``'s defaults for Box actions.
 
-Twice the envs of LunarLander (a 4,096-sample batch in minibatches of 256),
-no entropy bonus, and observation normalisation, as the reference
-implementations use for continuous control. gamma 0.995 and lambda 0.98 sit
-between the PPO paper's MuJoCo settings (0.99, 0.95) and LunarLander's; the
-learning rate anneals over twice the run, so it is still half its start when
-a 500k-step run ends. Of the thirteen settings run on seeds 0-2, only this one
-solved LunarLanderContinuous-v3 with all three (``benchmarks/continuous.py``;
-the runs are in ``benchmarks/results/continuous_tries/``).
+Twice the envs of LunarLander (a 4,096-sample batch, minibatches of 256), no
+entropy bonus, and observation normalisation as the reference implementations
+use for continuous control. gamma 0.995 and lambda 0.98 lie between the PPO
+paper's MuJoCo settings (0.99, 0.95) and LunarLander's; lr anneals over twice
+the run (still half its start at 500k steps). Of thirteen settings run on
+seeds 0-2 only this one solved LunarLanderContinuous-v3 on all three
+(``benchmarks/continuous.py``; runs in ``benchmarks/results/continuous_tries/``).
 """
 
 
