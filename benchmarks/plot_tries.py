@@ -13,7 +13,6 @@ thin and grey, so the chosen setting stands out among those tried.
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,8 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ppo_helpers.plotting import moving_average, thousands  # noqa: E402
+from ppo_helpers.run import SOLVED_WINDOW  # noqa: E402
 
 ENV_IDS = {"llc": "LunarLanderContinuous-v3", "pend": "Pendulum-v1"}
 
@@ -41,11 +40,12 @@ def main() -> None:
         for path in sorted(p for p in args.csvs if p.stem.split("_")[0] == env):
             rows = list(csv.DictReader(path.open()))
             steps = [int(r["env_steps"]) for r in rows]
-            mean100 = moving_average([float(r["episode_return"]) for r in rows], 100)
+            returns = [float(r["episode_return"]) for r in rows]
+            full = slice(SOLVED_WINDOW - 1, None)  # where the window is full
             chosen = any(path.stem.startswith(h) for h in args.highlight)
             ax.plot(
-                steps[99:],
-                mean100[99:],
+                steps[full],
+                moving_average(returns, SOLVED_WINDOW)[full],
                 lw=1.8 if chosen else 0.7,
                 color=None if chosen else "0.7",
                 label=path.stem if chosen else None,
