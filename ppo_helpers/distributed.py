@@ -20,8 +20,10 @@ flags (--nnodes 2 --rdzv-backend c10d --rdzv-endpoint HOST:PORT).
 import argparse
 import datetime
 import os
+import re
 import sys
 import threading
+import time
 
 import torch
 import torch.distributed as dist
@@ -32,6 +34,14 @@ from ppo_helpers.checks import check_range
 from ppo_helpers.ppo import Ranks
 
 PROG = "torchrun --nproc-per-node N -m ppo_helpers.distributed"
+# Seconds a rank that lost a peer waits for torchrun to stop it: torchrun polls its
+# ranks every 0.1 s (its --monitor-interval), so it sees the rank that died first
+# and names it as the root cause, not this one.
+LOST_PEER_WAIT_S = 10.0
+
+
+class LostPeerError(RuntimeError):
+    """A collective failed: another rank stopped, or stopped answering."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,14 +87,27 @@ def connect(backend: str = "auto", timeout_s: float = 60.0) -> Ranks:
     dist.init_process_group(backend, timeout=timeout)
     rank, world_size = dist.get_rank(), dist.get_world_size()
 
+    def collective(name: str, fn) -> None:
+        # gloo and nccl raise a bare RuntimeError ("Connection reset by peer"),
+        # which names no rank: say what it means for this run.
+        try:
+            fn()
+        except RuntimeError as err:
+            # its first sentence, without the source location gloo puts first
+            reason = re.sub(r"^\[[^\]]*\]\s*", "", str(err)).split(". ")[0]
+            raise LostPeerError(
+                f"rank {rank}: an {name} failed, so another rank stopped or stopped "
+                f"answering ({reason})"
+            ) from err
+
     def average(tensor: torch.Tensor) -> torch.Tensor:
         total = tensor.detach().to(device, copy=True)
-        dist.all_reduce(total)
+        collective("all-reduce", lambda: dist.all_reduce(total))
         return (total / world_size).to(tensor.device)
 
     def gather(obj: object) -> list:
         out = [None] * world_size
-        dist.all_gather_object(out, obj)
+        collective("all-gather", lambda: dist.all_gather_object(out, obj))
         return out
 
     return Ranks(rank, world_size, average, gather)
@@ -153,6 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return train.report(args, ranks, PROG)
+    except LostPeerError as err:
+        # Not this rank's fault: leave the naming to torchrun, which watches every
+        # rank. Exit on our own only if it has not stopped us in LOST_PEER_WAIT_S.
+        print(
+            f"{PROG}: error: {err}; torchrun's failure summary names the rank "
+            "that stopped first",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(LOST_PEER_WAIT_S)
+        return 1
     finally:
         dist.destroy_process_group()
 

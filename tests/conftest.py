@@ -1,10 +1,45 @@
 """Shared test setup: torch on one thread (as in the book), so tests are fast and
-deterministic on a shared 2-core machine."""
+deterministic on a shared 2-core machine; and a guard that every test which starts
+a Python process (torchrun, the command line, pytest) is marked ``processes``."""
+
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Fail a test that starts a Python process without ``@pytest.mark.processes``.
+
+    ``make unit-paths`` leaves the marked tests out (they test how processes
+    start, meet and fail, which no numeric path changes); an unmarked one would
+    run once per path, and its timing would depend on the load of the others.
+    Fixtures are set up inside this protocol, so module fixtures count too.
+    Other programs (fc-list, ldconfig, that libraries start) are left alone.
+    """
+    if item.get_closest_marker("processes"):
+        return (yield)
+    real_init = subprocess.Popen.__init__
+
+    def guarded_init(popen, args, *rest, **kwargs):
+        command = args if isinstance(args, list | tuple) else str(args).split()
+        program = Path(str(command[0]))
+        if program.name.startswith("python") or str(program) == sys.executable:
+            pytest.fail(
+                f"{item.nodeid} starts a Python process ({program.name}): "
+                "mark it @pytest.mark.processes",
+                pytrace=False,
+            )
+        real_init(popen, args, *rest, **kwargs)
+
+    with mock.patch.object(subprocess.Popen, "__init__", guarded_init):
+        return (yield)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import copy
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -361,7 +362,6 @@ def test_two_nodes_meeting_at_a_loopback_endpoint_train_like_one(whole_run, tmp_
     assert without_wall(tmp_path / "run.csv") == without_wall(folder / "run.csv")
 
 
-@pytest.mark.processes
 def ranks_of_run(token: str) -> dict[int, int]:
     """``{rank: pid}`` of the workers whose environment carries ``token``.
 
@@ -381,6 +381,31 @@ def ranks_of_run(token: str) -> dict[int, int]:
     return ranks
 
 
+def failed_ranks(summary: str) -> dict[int, str]:
+    """``{rank: its entry}`` of every rank in torchrun's failure summary.
+
+    The summary names one "Root Cause (first observed failure)" and lists the
+    other ranks under "Failures"; which rank comes first depends on which exit
+    torchrun's agent saw first, so read them all.
+    """
+    entries = re.split(r"\n\s*rank\s+: ", summary.split(" FAILED\n", 1)[1])[1:]
+    return {int(entry.split()[0]): entry for entry in entries}
+
+
+def test_failed_ranks_reads_every_entry_of_a_torchrun_summary():
+    summary = (
+        "ppo_helpers.distributed FAILED\n---\nFailures:\n[1]:\n  time : x\n"
+        "  rank      : 0 (local_rank: 0)\n  exitcode  : -15 (pid: 7)\n---\n"
+        "Root Cause (first observed failure):\n[0]:\n"
+        "  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 8)\n"
+        "  traceback : Signal 9 (SIGKILL) received by PID 8\n"
+    )
+    entries = failed_ranks(summary)
+    assert sorted(entries) == [0, 1]
+    assert "SIGKILL" in entries[1] and "SIGKILL" not in entries[0]
+
+
+@pytest.mark.processes
 def test_a_killed_rank_stops_the_run_within_60_s_naming_the_rank(tmp_path):
     token = f"PPO_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
     env = {**ENV, token.split("=")[0]: token.split("=")[1]}
@@ -402,8 +427,28 @@ def test_a_killed_rank_stops_the_run_within_60_s_naming_the_rank(tmp_path):
                 os.kill(pid, signal.SIGKILL)
     assert time.monotonic() - killed_at < 60
     assert code != 0
-    root_cause = err.split("Root Cause")[1]
-    assert "rank      : 1" in root_cause and "SIGKILL" in root_cause
+    entries = failed_ranks(err)
+    assert 1 in entries and "SIGKILL" in entries[1], err[-3000:]
+    # rank 0 did nothing wrong: if listed at all, then without a traceback of its own
+    assert "Traceback (most recent" not in entries.get(0, ""), err[-3000:]
+
+
+def test_a_rank_that_loses_a_peer_says_so_and_leaves_the_naming_to_torchrun(
+    capsys, monkeypatch
+):
+    def lost(args, ranks, prog):
+        raise distributed.LostPeerError("rank 0: an all-reduce failed, ...")
+
+    monkeypatch.setattr(distributed.train, "report", lost)
+    monkeypatch.setattr(distributed, "connect", lambda *a: ppo.SINGLE)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(distributed, "LOST_PEER_WAIT_S", 0.0)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.main.__wrapped__([*TINY]) == 1  # without torchrun's @record
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "rank 0: an all-reduce failed" in err and "names the rank" in err
 
 
 @pytest.mark.processes

@@ -31,6 +31,7 @@ def run(cmd, **kwargs):
     return result
 
 
+@pytest.mark.processes  # a venv, pip and a kernel
 @pytest.mark.skipif(not NOTEBOOK.exists(), reason=f"{NOTEBOOK.name} not written yet")
 def test_notebook_runs_on_a_fresh_colab_like_runtime(tmp_path):
     setup_cell = next(
