@@ -22,7 +22,7 @@ COLORS = {
     "reinforce": "#7f7f7f",
     "trpo": "#9467bd",
     "kl_penalty": "#ff7f0e",
-    "kl_fixed": "#e6a157",
+    "kl_fixed": "#e377c2",
     "clip": "#1f77b4",
     "unclipped": "#d62728",
     "seed_blog": "#8c564b",
@@ -34,13 +34,39 @@ COLORS = {
     # Chapter 5: the two critics of the GAE measurement, the ablation variants.
     "critic_crude": "#c49c94",
     "critic_fitted": "#637939",
-    "no_reward_scaling": "#e377c2",
+    "no_reward_scaling": "#8c6d31",
     "per_network_grad_clip": "#bcbd22",
     "no_adv_norm": "#843c39",
     "no_lr_anneal": "#393b79",
 }
 
 DIAGNOSTICS = ("approx_kl", "clip_fraction", "entropy")
+
+# The book's text column is about 690 px wide; a figure drawn 7 in wide at 100 dpi
+# is shown at (almost) its own size, so 9-pt text stays 9 pt on the page.
+COLUMN_WIDTH_IN = 7.0
+BOOK_RC = {
+    "figure.figsize": (COLUMN_WIDTH_IN, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 9.5,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9.5,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "figure.titlesize": 10.5,
+}
+
+
+def book_style() -> None:
+    """Set matplotlib's defaults to the book's: column-wide figures, text >= 9 pt.
+
+    Called by every chapter's imports cell, after pyplot is imported (Jupyter's
+    inline backend sets its own defaults on import).
+    """
+    plt.rcParams.update(BOOK_RC)
+
 
 # The clock the time budget reads; a module attribute so tests can replace it.
 _clock = time.perf_counter
@@ -122,13 +148,13 @@ class LivePlot:
 
     def _make_figure(self) -> None:
         """Build the figure and its artists (``lines``) once; ``draw`` moves data."""
-        fig = plt.figure(figsize=(9, 6.2))
+        fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 5.2))
         plt.close(fig)  # shown as an image through the display handle only
         grid = fig.add_gridspec(2, 2, height_ratios=(1.15, 1))
         ax_ret = fig.add_subplot(grid[0, :])
         ax_len = fig.add_subplot(grid[1, 0] if self.diagnostics else grid[1, :])
         fig.subplots_adjust(
-            left=0.09, right=0.98, top=0.9, bottom=0.09, hspace=0.42, wspace=0.3
+            left=0.11, right=0.98, top=0.9, bottom=0.1, hspace=0.42, wspace=0.3
         )
         self.fig, self.axes = fig, (ax_ret, ax_len)
         dots = dict(ls="none", marker=".", ms=2, alpha=0.3, color=self.color)
@@ -165,12 +191,12 @@ class LivePlot:
                 ylabel="value (log scale)",
                 yscale="log",
             )
-            ax_diag.legend(loc="best", fontsize=8)
+            ax_diag.legend(loc="best", fontsize=9)
         for ax in self.axes:
             ax.set_xlim(0, self.total_steps)
             ax.xaxis.set_major_formatter(FuncFormatter(thousands))
             ax.grid(alpha=0.3)
-        ax_ret.legend(loc="lower right", fontsize=8)
+        ax_ret.legend(loc="lower right", fontsize=9)
         self._suptitle = fig.suptitle(self.title)
 
     def update(self, stats: dict, episodes: list[tuple]) -> None:

@@ -57,9 +57,58 @@ def test_stored_outputs_come_from_a_clean_run(path):
     assert not errors, f"{path.name} stores an error output"
 
 
+def tags(cell: dict) -> list[str]:
+    return cell["metadata"].get("tags", [])
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_worked_examples_are_checked_by_nbval(path):
-    assert any(source(c).startswith("# NBVAL_CHECK_OUTPUT") for c in code_cells(path))
+def test_worked_examples_are_checked_by_nbval_through_a_tag(path):
+    cells = code_cells(path)
+    assert any("nbval-check-output" in tags(c) for c in cells)
+    assert not [c for c in cells if "NBVAL" in source(c)], "a marker comment left"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_page_shows_the_lesson_not_the_plumbing(path):
+    setup, imports = code_cells(path)[:2]
+    assert "hide-cell" in tags(setup) and "hide-input" in tags(imports)
+    shown = [c for c in code_cells(path) if "remove-cell" not in tags(c)]
+    glued = [source(c)[:60] for c in shown if re.search(r"^\s*glue\(", source(c), re.M)]
+    assert not glued, f"glue calls in cells the page shows: {glued}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_solution_with_code_opens_with_one_click(path):
+    """Its code cells sit between solution-start and solution-end (gated), so one
+    dropdown holds prose and code; none of them hides behind a second toggle."""
+    cells = json.loads(path.read_text())["cells"]
+    for i, cell in enumerate(cells[:-1]):
+        text = source(cell)
+        plain = cell["cell_type"] == "markdown" and re.search(r"\{solution\}", text)
+        if plain and text.rstrip().endswith(":::"):
+            assert cells[i + 1]["cell_type"] == "markdown", (
+                f"{path.name}: code right after a plain solution shows outside it: "
+                + text[:80]
+            )
+    inside = False
+    for cell in cells:
+        text = source(cell)
+        inside = (inside or "{solution-start}" in text) and "{solution-end}" not in text
+        if inside and cell["cell_type"] == "code":
+            assert not {"hide-cell", "hide-input"} & set(tags(cell)), source(cell)[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_alt_text(path):
+    for cell in code_cells(path):
+        images = [
+            kind
+            for output in cell["outputs"]
+            for kind in output.get("data", {})
+            if kind.startswith("image/")
+        ]
+        alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+        assert not images or len(alt) > 20, f"{path.name}: {source(cell)[:60]}"
 
 
 def test_toc_lists_every_page_and_every_page_exists():
@@ -79,11 +128,11 @@ def write_checked_notebook(path: Path, stored_output: str) -> None:
                 "cell_type": "code",
                 "execution_count": 1,
                 "id": "c1",
-                "metadata": {},
+                "metadata": {"tags": ["nbval-check-output"]},
                 "outputs": [
                     {"name": "stdout", "output_type": "stream", "text": [stored_output]}
                 ],
-                "source": ["# NBVAL_CHECK_OUTPUT\n", "print(6 * 7)"],
+                "source": ["print(6 * 7)"],
             }
         ],
         "metadata": {

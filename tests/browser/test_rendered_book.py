@@ -1,8 +1,12 @@
 """Open every page of the built book in headless Chromium and check what a reader sees.
 
 Run by ``make browser`` (part of ``make test``) after the quick book build;
-``BOOK_HTML_DIR`` points at the built HTML. Skipped, with the reason, only when
-no Chromium binary can be found.
+``BOOK_HTML_DIR`` points at the built HTML. Every page is read at a phone's width
+and a laptop's (``reader_checks.WIDTHS``): math rendered and whole, images loaded
+and described, links alive, solutions closed until one click opens them, no
+plumbing in sight, wide tables in a scroll box, navigation that opens. A
+full-page screenshot of each lands in ``BOOK_SCREENSHOT_DIR``. Skipped, with the
+reason, only when no Chromium binary can be found.
 """
 
 import functools
@@ -14,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
+import reader_checks
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +41,12 @@ RAW_MATH_MARKERS = ("$$", "\\(", "\\[", "\\begin{", "\\frac", "\\theta")
 def server():
     if not (HTML_DIR / "index.html").exists():
         pytest.fail(f"no built book at {HTML_DIR}: run the quick book build first")
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(HTML_DIR)
-    )
-    handler.log_message = lambda *args: None
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(HTML_DIR))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -68,9 +75,9 @@ def browser():
         browser.close()
 
 
-def load(browser, url: str):
-    """Open ``url``; return the page and the console errors it logged."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def load(browser, url: str, width: int = reader_checks.DESKTOP):
+    """Open ``url`` ``width`` px wide; return the page and its console errors."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -87,17 +94,23 @@ def load(browser, url: str):
     page.evaluate(  # wait until MathJax has typeset the page
         "async () => { if (window.MathJax?.startup) await MathJax.startup.promise; }"
     )
+    if page.evaluate("document.querySelector('mjx-container') !== null"):
+        # and until _static/fit-to-column.js has fitted the equations to the column
+        page.wait_for_function("document.documentElement.dataset.mathFitted")
     return page, errors
 
 
+@pytest.mark.parametrize("width", reader_checks.WIDTHS)
 @pytest.mark.parametrize("page_path", PAGES)
-def test_page_renders_for_a_reader(server, browser, page_path):
+def test_page_renders_for_a_reader(server, browser, page_path, width):
     url = urljoin(server, page_path + ".html")
-    page, errors = load(browser, url)
+    page, errors = load(browser, url, width)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(
-        path=str(SCREENSHOTS / (page_path.replace("/", "_") + ".png")), full_page=True
-    )
+    name = f"{page_path.replace('/', '_')}_{width}px.png"
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    problems = [p for check in reader_checks.READING_CHECKS for p in check(page)]
+    problems += [p for check in reader_checks.CLICKING_CHECKS for p in check(page)]
+    assert not problems, f"{page_path} at {width} px:\n" + "\n".join(problems)
 
     text = page.evaluate(
         """() => { const b = document.querySelector('main') || document.body;
@@ -142,4 +155,21 @@ def test_page_renders_for_a_reader(server, browser, page_path):
             f"{page_path}: Colab link should end with {expected}, found {colab}"
         )
     assert not errors, f"{page_path}: console errors {errors}"
+    page.close()
+
+
+FIXTURES = Path(__file__).with_name("fixtures")
+
+
+@pytest.mark.parametrize("width", reader_checks.WIDTHS)
+@pytest.mark.parametrize(
+    "check",
+    reader_checks.READING_CHECKS + reader_checks.CLICKING_CHECKS,
+    ids=lambda check: check.__name__,
+)
+def test_each_check_catches_its_fixture(browser, check, width):
+    """Each check reports the page that has its problem, at both widths."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_content((FIXTURES / f"{check.__name__}.html").read_text())
+    assert check(page), f"{check.__name__} missed the problem of its fixture page"
     page.close()
