@@ -148,12 +148,17 @@ def test_page_renders_for_a_reader(server, browser, page_path, width):
             "a[href*='colab.research.google.com']", "els => els.map(e => e.href)"
         )
         repo = urlparse(CONFIG["repository"]["url"]).path.strip("/")
-        expected = (
-            f"/github/{repo}/blob/{CONFIG['repository']['branch']}/{page_path}.ipynb"
-        )
+        # the converted notebook on the colab branch (_static/colab-branch.js)
+        expected = f"/github/{repo}/blob/colab/{page_path}.ipynb"
         assert any(urlparse(h).path == expected for h in colab), (
             f"{page_path}: Colab link should end with {expected}, found {colab}"
         )
+        others = page.eval_on_selector_all(
+            "a[href*='github.com']", "els => els.map(e => e.href)"
+        )
+        assert not [
+            h for h in others if "/blob/colab/" in h and "colab.research" not in h
+        ]
     assert not errors, f"{page_path}: console errors {errors}"
     page.close()
 
