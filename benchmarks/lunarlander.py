@@ -9,6 +9,12 @@ writes the table to ``benchmarks/results/lunarlander.{json,md}``.
 
     python benchmarks/lunarlander.py                      # seeds 0-4, 300k steps
     python benchmarks/lunarlander.py --seeds 0 1 -- --ent-coef 0.005
+    python benchmarks/lunarlander.py --seeds 100 101 --eval-every 100000 \
+        --out benchmarks/results/reporting_seeds
+
+``--eval-every N`` also evaluates the greedy policy (the same episodes) at the
+first update past every N env steps, from the run's checkpoints: a comparison
+at matched budgets (at most ``checkpoint.KEEP`` of them).
 
 Flags after ``--`` go to every training run (any ``PPOConfig`` flag).
 Wall times depend on the machine and on what else runs on it: the load
@@ -67,6 +73,7 @@ def _ge(value, limit) -> bool:
 
 def run_seed(seed: int, args: argparse.Namespace, extra: list[str], logs: Path) -> dict:
     """One training run through the command line; its JSON summary."""
+    checkpoints = logs / f"seed{seed}"
     command = [
         sys.executable, "-m", "ppo_helpers.train",
         "--seed", str(seed),
@@ -75,13 +82,39 @@ def run_seed(seed: int, args: argparse.Namespace, extra: list[str], logs: Path) 
         "--log", str(logs / f"seed{seed}.csv"),
         "--quiet", *extra,
     ]  # fmt: skip
+    if args.eval_every:
+        command += [
+            "--checkpoint-dir", str(checkpoints),
+            "--checkpoint-every", str(args.eval_every),
+        ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"seed {seed} failed: {proc.stderr.strip()}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     summary["eval_mean_minus_std"] = summary["eval_mean"] - summary["eval_std"]
+    if args.eval_every:
+        summary["eval_at"] = evaluate_checkpoints(checkpoints, args.eval_episodes)
     return summary
+
+
+def evaluate_checkpoints(folder: Path, episodes: int) -> dict[int, dict]:
+    """``{env steps: {"mean", "std"}}`` of the greedy policy of every checkpoint."""
+    import torch
+
+    from ppo_helpers import checkpoint, rollout, run
+
+    torch.set_num_threads(1)
+    out = {}
+    for path in sorted(folder.glob("step_*.pt")):
+        state = checkpoint.load(path)
+        agent = run.load_agent(path)
+        returns = rollout.evaluate(agent, state["config"]["env_id"], episodes)
+        out[state["env_steps"]] = {
+            "mean": float(returns.mean()),
+            "std": float(returns.std()),
+        }
+    return out
 
 
 def machine_settings() -> dict:
@@ -134,6 +167,12 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="folder for lunarlander.{json,md}"
     )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also evaluate at the first update past every this many env steps",
+    )
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -157,6 +196,7 @@ def main() -> None:
             "seeds": args.seeds,
             "total_steps": args.total_steps,
             "eval_episodes": args.eval_episodes,
+            "eval_every": args.eval_every,
             "extra_flags": extra,
             **machine_settings(),
             "load_average_start_end": [
@@ -165,6 +205,7 @@ def main() -> None:
             ],
         },
     }
+    table["command"] = "python benchmarks/lunarlander.py " + " ".join(argv)
     table["targets"] = {name: check(table) for name, check in TARGETS.items()}
     markdown = table_markdown(table)
     targets = "\n".join(
