@@ -6,13 +6,13 @@ epsilons, the adaptive KL penalty at three targets and the fixed KL penalty at
 four betas, all with the hyperparameters of the paper's Table 3. ``SETTINGS``
 names them, ``paper_config`` builds the config of one run, ``run_setting``
 trains it and scores it as the paper does (the mean return of the last 100
-episodes), ``random_score`` measures the score that normalises to 0, and
-``normalise`` and ``bootstrap_ci`` turn scores into the table.
+episodes), ``random_score`` measures the score that normalises to 0, and ``normalise``
+turns scores into the table (``stats`` gives its intervals).
 ``benchmarks/objective_ablation.py`` runs the sweep.
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -159,32 +159,3 @@ def normalise(score, random: float, best: float):
     if best == random:
         raise ValueError(f"best ({best}) equals random ({random}): cannot normalise")
     return (np.asarray(score, dtype=float) - random) / (best - random)
-
-
-def bootstrap_ci(
-    scores_by_task: Sequence[Sequence[float]],
-    n_boot: int = 10_000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Mean over tasks and seeds, with a percentile bootstrap interval.
-
-    ``scores_by_task`` holds each task's normalised scores, one per seed. Each
-    bootstrap sample resamples the seeds within every task (with replacement)
-    and the tasks themselves, then averages: the interval covers both the
-    seed-to-seed and the task-to-task variation. Returns (mean, low, high).
-    """
-    tasks = [np.asarray(s, dtype=float) for s in scores_by_task]
-    if not tasks or any(len(s) == 0 for s in tasks):
-        raise ValueError("every task needs at least one score")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for b in range(n_boot):
-        picked = rng.integers(len(tasks), size=len(tasks))
-        means[b] = np.mean(
-            [rng.choice(tasks[t], size=len(tasks[t])).mean() for t in picked]
-        )
-    point = float(np.mean([s.mean() for s in tasks]))
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return point, float(low), float(high)

@@ -1,4 +1,4 @@
-"""Chapter 6: the paper's Table 1 settings, its score normalisation, the bootstrap."""
+"""Chapter 6: the paper's Table 1 settings and its score normalisation."""
 
 import numpy as np
 import pytest
@@ -52,22 +52,6 @@ def test_normalise_maps_random_to_0_and_best_to_1():
     )
     with pytest.raises(ValueError, match="cannot normalise"):
         ablation.normalise(1.0, random=2.0, best=2.0)
-
-
-def test_bootstrap_of_identical_scores_is_a_point():
-    mean, low, high = ablation.bootstrap_ci([[0.5, 0.5, 0.5], [0.5, 0.5]], n_boot=200)
-    assert mean == low == high == 0.5
-
-
-def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_seeds():
-    rng = np.random.default_rng(1)
-    few = [rng.normal(0.7, 0.2, 3) for _ in range(3)]
-    many = [rng.normal(0.7, 0.2, 60) for _ in range(3)]
-    mean, low, high = ablation.bootstrap_ci(few, n_boot=2000)
-    assert low <= mean <= high
-    _, low_many, high_many = ablation.bootstrap_ci(many, n_boot=2000)
-    # the interval's width shrinks like 1/sqrt(seeds) when tasks agree
-    assert high_many - low_many < high - low
 
 
 def test_random_score_is_the_mean_of_random_episodes():

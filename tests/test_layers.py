@@ -13,6 +13,7 @@ LAYERS = {
     "advantages": 1,
     "objectives": 1,
     "scaling": 1,
+    "stats": 1,
     "networks": 2,  # what the math acts on
     "envs": 2,
     "rollout": 2,
