@@ -3,7 +3,8 @@
 Each public function names the chapter that derives it. The modules, in layers
 from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 
-1. pure math: ``checks``, ``advantages``, ``objectives``, ``scaling``;
+1. pure math: ``checks``, ``advantages``, ``objectives``, ``scaling``,
+   ``stats`` (aggregates over runs, with intervals);
 2. what the math acts on: ``networks``, ``envs``, ``rollout``;
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;
 4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
@@ -15,12 +16,14 @@ The names below are the public API; ``from ppo_helpers import train`` and the
 like import the modules themselves.
 """
 
+from importlib.metadata import version
+
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, Ranks, update
 from ppo_helpers.rollout import RolloutBatch, collect, evaluate
 from ppo_helpers.run import Episode, TrainResult, load_agent
 
-__version__ = "0.2.0"
+__version__ = version("ppo_helpers")  # one number, pyproject.toml's
 __all__ = [
     "BOX_DEFAULTS",
     "ActorCritic",

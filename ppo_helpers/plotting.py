@@ -102,7 +102,7 @@ def thousands(x: float, _pos=None) -> str:
 class LivePlot:
     """Episode return, episode length and update diagnostics, redrawn in place.
 
-    ``update(stats, episodes)`` matches ``ppo.train``'s ``on_update``: ``stats``
+    ``update(stats, episodes)`` matches ``run.train``'s ``on_update``: ``stats``
     is one update's diagnostics (with ``env_steps``), ``episodes`` the new rows
     ``(env_steps, wall_s, episode_return, episode_length)``. Diagnostics missing
     from ``stats`` are left out of the plot. Call ``close()`` after training to

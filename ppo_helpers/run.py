@@ -309,7 +309,7 @@ def _iteration(
         merge = None if ranks.world_size == 1 else partial(merged_moments, ranks)
         rewards = run.scaler.scale(rewards, batch.episode_ends, merge)
     advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
-    stats = update_fn(run.agent, optimizer, batch, advantages, cfg, run.beta)
+    stats = update_fn(run.agent, optimizer, batch, advantages, cfg, run.beta, ranks)
     if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics
         all_obs = torch.cat([obs for _, _, obs in shared], dim=1)
         run.agent.normalize.update(all_obs.flatten(0, 1))
@@ -344,9 +344,13 @@ def train(
 
     ``on_update(stats, new_episodes)`` is called after every update, for a live
     plot or a progress line (``plotting.LivePlot.update`` fits it).
-    ``update_fn(agent, optimizer, batch, advantages, cfg, beta) -> stats`` replaces
-    the PPO update; TRPO (chapter 2) plugs in here, so the three algorithms of
-    chapters 2-4 share every line but the update step. Defaults to ``ppo.update``.
+    ``update_fn(agent, optimizer, batch, advantages, cfg, beta, ranks) -> stats``
+    replaces the PPO update; TRPO (chapter 2) plugs in here, so the three
+    algorithms of chapters 2-4 share every line but the update step. It gets
+    ``ranks`` so that a run of several processes averages what its update
+    computes (``ppo.update`` and ``trpo.trpo_update`` both do); an update that
+    ignored them would let the ranks' weights drift apart, which the check at
+    every checkpoint catches. Defaults to ``ppo.update``.
 
     With ``checkpoint_dir``, a checkpoint is written after the first update at
     or past every multiple of ``checkpoint_every`` env steps and after the last
@@ -361,8 +365,7 @@ def train(
     envs, the update averages over ranks, and only rank 0 reads and writes
     checkpoints, which hold every rank's state.
     """
-    if update_fn is None:
-        update_fn = partial(update, ranks=ranks)
+    update_fn = update if update_fn is None else update_fn
     check_range("checkpoint_every", checkpoint_every, 1)
     if resume is True and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
@@ -388,6 +391,7 @@ def train(
         if checkpoint_dir is not None and (
             passed_mark or run.env_steps >= cfg.total_steps
         ):
+            check_same_weights(run.agent, ranks)
             state = run.state_dict()  # on every rank: it gathers
             on_rank0(ranks, partial(_save, checkpoint_dir, run.env_steps, state))
     run.envs.close()

@@ -9,7 +9,7 @@ step is s = sqrt(2 delta / (x^T F x)) x with x = F^-1 g, found by conjugate
 gradient from products F v alone, then shrunk until the true KL and surrogate
 are acceptable. Everything here works on any policy's list of parameters;
 P is the number of entries in that list, theta the parameters flattened to (P,).
-``trpo_update`` puts them together as an update step for ``ppo.train``.
+``trpo_update`` puts them together as an update step for ``run.train``.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +22,15 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ppo_helpers import objectives
 from ppo_helpers.checks import check_range
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import PPOConfig, explained_variance, gradient_step, minibatches
+from ppo_helpers.ppo import (
+    SINGLE,
+    PPOConfig,
+    Ranks,
+    advantage_moments,
+    explained_variance,
+    gradient_step,
+    minibatches,
+)
 from ppo_helpers.rollout import RolloutBatch
 
 
@@ -196,6 +204,7 @@ def natural_gradient_step(
     *,
     damping: float = 0.1,
     cg_iters: int = 10,
+    ranks: Ranks = SINGLE,
 ) -> Tensor:
     """Full step s = sqrt(2 delta / (x^T F x)) x, with x = CG(F, g), g = grad L^CPI.
 
@@ -208,15 +217,20 @@ def natural_gradient_step(
     returns           (P,)   s, not applied; zeros when g = 0
     ================  =====  ===============================================
 
-    F includes the damping mu, so 0.5 s^T (F + mu I) s = delta exactly.
+    F includes the damping mu, so 0.5 s^T (F + mu I) s = delta exactly. With
+    ``ranks`` of several processes, each rank's functions are means over its own
+    batch (all the same size): g and every F v are averaged over ranks, which
+    makes them those of the union, so every rank computes the same step.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
     check_range("max_kl", max_kl, 0, low_inclusive=False)
-    g = flat_grad(surrogate_fn(), params)
-    x = conjugate_gradient(
-        lambda v: fisher_vector_product(kl_fn, params, v, damping), g, cg_iters
-    )
-    x_fx = x @ fisher_vector_product(kl_fn, params, x, damping)
+    g = ranks.average(flat_grad(surrogate_fn(), params))
+
+    def fvp(v: Tensor) -> Tensor:
+        return ranks.average(fisher_vector_product(kl_fn, params, v, damping))
+
+    x = conjugate_gradient(fvp, g, cg_iters)
+    x_fx = x @ fvp(x)
     if x_fx <= 0:
         return torch.zeros_like(x)
     return torch.sqrt(2 * max_kl / x_fx) * x
@@ -261,6 +275,7 @@ def trpo_update(
     advantages: Tensor,
     cfg: PPOConfig,
     beta: float = 1.0,
+    ranks: Ranks = SINGLE,
     *,
     max_kl: float = 0.01,
     damping: float = 0.1,
@@ -271,9 +286,13 @@ def trpo_update(
 ) -> dict[str, float]:
     """One TRPO update: ``trpo_step`` on the actor, then minibatch Adam on the critic.
 
-    Fits ``ppo.train``'s ``update_fn``; bind the TRPO hyperparameters first, e.g.
+    Fits ``run.train``'s ``update_fn``; bind the TRPO hyperparameters first, e.g.
     ``functools.partial(trpo_update, max_kl=0.01)``. ``beta`` is accepted for that
-    signature and ignored.
+    signature and ignored. With ``ranks`` of several processes (chapter 7), each
+    rank passes its own batch, all of one size; the advantage moments, the
+    natural gradient's g and F v, the line search's L^CPI and KL, the critic's
+    gradients and the diagnostics are averaged over ranks, so every rank takes
+    the step that one process would take on the union of the batches.
 
     ==================  ======  ================================================
     Argument            Shape   Description
@@ -323,8 +342,9 @@ def trpo_update(
     values_old = batch.values.flatten().clone()
     returns = advantages.flatten() + values_old
     adv = advantages.flatten()
-    if cfg.norm_adv and adv.numel() > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if cfg.norm_adv and adv.numel() * ranks.world_size > 1:
+        ((adv_mean, adv_std),) = advantage_moments([adv], ranks)
+        adv = (adv - adv_mean) / (adv_std + 1e-8)
     actor = agent.actor
     with torch.no_grad():
         params_old = agent.policy_params(obs)
@@ -336,17 +356,27 @@ def trpo_update(
     def kl_fn() -> Tensor:
         return actor.kl(params_old, agent.policy_params(obs)).mean()
 
+    def evaluate() -> tuple[Tensor, Tensor]:  # (L^CPI, mean KL) of the union
+        surrogate, kl = ranks.average(torch.stack([surrogate_fn(), kl_fn()]))
+        return surrogate, kl
+
     with torch.no_grad():
-        surrogate_before = surrogate_fn().item()
+        surrogate_before = evaluate()[0].item()
     # trpo_step, in its two parts: the full step is needed for predicted_kl
     params = list(actor.parameters())
     full_step = natural_gradient_step(
-        params, surrogate_fn, kl_fn, max_kl, damping=damping, cg_iters=cg_iters
+        params,
+        surrogate_fn,
+        kl_fn,
+        max_kl,
+        damping=damping,
+        cg_iters=cg_iters,
+        ranks=ranks,
     )
     search = backtracking_line_search(
         params,
         full_step,
-        lambda: (surrogate_fn(), kl_fn()),
+        evaluate,
         max_kl,
         max_backtracks=max_backtracks,
         backtrack_coef=backtrack_coef,
@@ -370,7 +400,9 @@ def trpo_update(
                 mb["values_old"],
                 cfg.value_clip or None,
             )
-            gradient_step(cfg.vf_coef * v_loss, optimizer, critic, cfg.max_grad_norm)
+            gradient_step(
+                cfg.vf_coef * v_loss, optimizer, critic, cfg.max_grad_norm, ranks
+            )
             value_losses.append(v_loss.item())
 
     with torch.no_grad():
@@ -379,18 +411,31 @@ def trpo_update(
         logratio = logp - logp_old
         ratio = logratio.exp()
         surrogate_after = objectives.surrogate(ratio, adv).mean().item()
-        return {
+        measured = {  # each rank's own, then their mean (float64: exact for one)
             "kl": actor.kl(params_old, params_new).mean().item(),
-            "predicted_kl": predicted_kl,
-            "accepted": float(search.accepted),
-            "step_fraction": search.step_fraction,
-            "surrogate_gain": surrogate_after - surrogate_before,
-            "policy_loss": -surrogate_after,
+            "surrogate_after": surrogate_after,
             "value_loss": sum(value_losses) / len(value_losses),
             "entropy": entropy.mean().item(),
             "approx_kl": objectives.approx_kl(logratio).item(),
             "clip_fraction": objectives.clip_fraction(ratio, cfg.clip_coef).item(),
             "explained_variance": explained_variance(values_old, returns),
+        }
+        means = ranks.average(
+            torch.tensor(list(measured.values()), dtype=torch.float64)
+        )
+        out = dict(zip(measured, means.tolist(), strict=True))
+        return {
+            "kl": out["kl"],
+            "predicted_kl": predicted_kl,
+            "accepted": float(search.accepted),
+            "step_fraction": search.step_fraction,
+            "surrogate_gain": out["surrogate_after"] - surrogate_before,
+            "policy_loss": -out["surrogate_after"],
+            "value_loss": out["value_loss"],
+            "entropy": out["entropy"],
+            "approx_kl": out["approx_kl"],
+            "clip_fraction": out["clip_fraction"],
+            "explained_variance": out["explained_variance"],
             "max_kl": max_kl,
             "beta": beta,
         }

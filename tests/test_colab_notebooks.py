@@ -66,6 +66,14 @@ def test_a_role_becomes_its_rendered_text(chapter, myst, plain):
     assert chapter.cell(f"Before {myst} after.") == f"Before {plain} after."
 
 
+def test_a_role_broken_across_lines_converts_as_on_one_line(chapter):
+    text = "See {ref}`the\nblog <seed-blog-post>` and {ref}`ch3-ex-settle`."
+    assert chapter.cell(text) == (
+        f"See [the blog]({URL}book/intro.html#seed-blog-post) and "
+        f"[Exercise 3.2]({URL}notebooks/03_x.html#ch3-ex-settle)."
+    )
+
+
 def test_an_unknown_role_is_named_in_the_error(chapter):
     with pytest.raises(
         ValueError, match=r"03_x: no plain-markdown form for role \{abbr\}"

@@ -31,8 +31,9 @@ from conftest import assert_identical
 from ppo_helpers import checkpoint, distributed, objectives, ppo
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.rollout import RolloutBatch
-from ppo_helpers.run import check_same_weights, merged_moments
+from ppo_helpers.run import check_same_weights, merged_moments, train
 from ppo_helpers.scaling import RewardScaler
+from ppo_helpers.trpo import trpo_update
 
 torch.set_num_threads(1)
 EPS64 = torch.finfo(torch.float64).eps
@@ -164,6 +165,60 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
             assert torch.allclose(p, q, rtol=0, atol=1e-10)
         assert rank_stats["steps"] == single_stats["steps"]
         assert np.isclose(rank_stats["kl"], single_stats["kl"], rtol=1e-9, atol=0)
+
+
+def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
+    observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
+    torch.manual_seed(0)
+    agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
+    union = _batch(agent, num_envs=4, num_steps=16, seed=1)
+    advantages = torch.randn(16, 4, generator=torch.Generator().manual_seed(2)).double()
+    common = dict(num_steps=16, num_minibatches=1, max_grad_norm=0.5)
+
+    def step(agent_copy, batch, adv, cfg, ranks=ppo.SINGLE):
+        optimizer = torch.optim.Adam(agent_copy.parameters(), lr=1e-3, eps=1e-5)
+        stats = trpo_update(
+            agent_copy, optimizer, batch, adv, cfg, 1.0, ranks, value_epochs=2
+        )
+        return agent_copy, stats
+
+    single, single_stats = step(
+        copy.deepcopy(agent), union, advantages, ppo.PPOConfig(num_envs=4, **common)
+    )
+    assert single_stats["accepted"] == 1.0  # a step was taken: the test can fail
+    halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
+    results = distributed.in_threads(
+        2,
+        lambda ranks: step(
+            copy.deepcopy(agent),
+            halves[ranks.rank],
+            adv_halves[ranks.rank],
+            ppo.PPOConfig(num_envs=2, **common),
+            ranks,
+        ),
+    )
+    # float64: g and F v of the union differ from the mean of the halves' by
+    # summation order (~64 eps relative); CG and the step's scale keep that
+    # relative size, times CG's conditioning (damping 0.1, |F| ~ 1: ~10), so the
+    # actor agrees to ~1e-13 of its step (~0.1); the critic's 2 Adam steps as in
+    # the PPO test above. A rank that used its own half moves by ~1e-2.
+    for rank_agent, rank_stats in results:
+        for p, q in zip(single.parameters(), rank_agent.parameters(), strict=True):
+            assert torch.allclose(p, q, rtol=0, atol=1e-10)
+        assert rank_stats["step_fraction"] == single_stats["step_fraction"]
+        assert np.isclose(rank_stats["kl"], single_stats["kl"], rtol=1e-9, atol=0)
+
+
+def test_train_hands_its_ranks_to_the_update():
+    seen = []
+
+    def update_fn(agent, optimizer, batch, advantages, cfg, beta, ranks):
+        seen.append(ranks)
+        return ppo.update(agent, optimizer, batch, advantages, cfg, beta, ranks)
+
+    cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
+    train(cfg, update_fn=update_fn)
+    assert seen == [ppo.SINGLE] * cfg.num_updates
 
 
 def test_dppo_stops_early_on_every_rank_together():

@@ -407,7 +407,7 @@ def test_bad_hyperparameters_raise_value_error(call, message):
     assert torch.equal(problem.theta(), problem.theta_old)
 
 
-# trpo_update: the update step that ppo.train plugs in (chapter 2)
+# trpo_update: the update step that run.train plugs in (chapter 2)
 
 TRPO_CFG = PPOConfig(
     env_id="CartPole-v1", num_envs=2, num_steps=64, num_minibatches=4, gamma=0.99

@@ -61,6 +61,12 @@ MYST_LEFTOVERS = {
 ADMONITION_TITLES = {"note": "Note", "warning": "Warning", "tip": "Tip"}
 
 
+def role_in_source(role) -> re.Pattern:
+    """Where a parsed ``myst_role`` token stands in the source, line breaks and all."""
+    content = r"\s+".join(re.escape(word) for word in role.content.split(" "))
+    return re.compile(rf"\{{{re.escape(role.meta['name'])}\}}`{content}`")
+
+
 @dataclass
 class Book:
     """What the rendered book knows about every page: URLs, numbers, citations.
@@ -266,13 +272,10 @@ class Chapter:
         out = []
         for kind, piece in pieces:
             if kind == "text":
-                while (
-                    roles
-                    and (literal := f"{{{roles[0].meta['name']}}}`{roles[0].content}`")
-                    in piece
-                ):
+                # the parser joins a role's lines with a space; the source may not
+                while roles and (match := role_in_source(roles[0]).search(piece)):
                     role = roles.pop(0)
-                    before, _, piece = piece.partition(literal)
+                    before, piece = piece[: match.start()], piece[match.end() :]
                     out.append(before + self.role(role.meta["name"], role.content))
             out.append(piece)
         return re.sub(r"\n{3,}", "\n\n", "".join(out)).strip("\n")
