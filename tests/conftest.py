@@ -2,6 +2,7 @@
 deterministic on a shared 2-core machine; and a guard that every test which starts
 a Python process (torchrun, the command line, pytest) is marked ``processes``."""
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,22 @@ def assert_identical(a, b, where: str) -> None:
         assert a.dtype == b.dtype and torch.equal(a, b), where
     else:
         assert a == b, where
+
+
+def episodes_without_wall(episodes) -> list[tuple]:
+    """``run.Episode``s as (env_steps, return, length): what a fixed seed fixes."""
+    return [(e.env_steps, e.episode_return, e.episode_length) for e in episodes]
+
+
+def log_without_wall(path: Path) -> list[list[str]]:
+    """The rows of a run's CSV log (``train.py``) without the wall-time column."""
+    with open(path, newline="") as f:
+        return [[r[0], r[2], r[3]] for r in csv.reader(f)]
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """The same parameter and buffer names, and equal bit for bit."""
+    a_state, b_state = a.state_dict(), b.state_dict()
+    return a_state.keys() == b_state.keys() and all(
+        torch.equal(a_state[k], b_state[k]) for k in a_state
+    )

@@ -27,6 +27,7 @@ def chapter():
         equations={"kl-penalty": ("notebooks/03_x", "3.1")},
         exercises={"ch3-ex-settle": ("notebooks/03_x", "3.2")},
         targets={"seed-blog-post": "book/intro"},
+        titles={"book/setup": "Set-up"},
         citations={
             "schulman2017ppo": ("Schulman et al.", "2017"),
             "kakade2002": ("Kakade and Langford", "2002"),
@@ -51,7 +52,8 @@ def chapter():
         ("{glue:md}`verdict`", "**solved**"),
         ("{eq}`kl-penalty`", f"[(3.1)]({URL}notebooks/03_x.html#equation-kl-penalty)"),
         ("{doc}`chapter 5 <05_gae>`", f"[chapter 5]({URL}notebooks/05_gae.html)"),
-        ("{doc}`../book/setup`", f"[../book/setup]({URL}book/setup.html)"),
+        ("{doc}`../book/setup`", f"[Set-up]({URL}book/setup.html)"),
+        ("{doc}`../book/notation`", f"[../book/notation]({URL}book/notation.html)"),
         ("{ref}`ch3-ex-settle`",
          f"[Exercise 3.2]({URL}notebooks/03_x.html#ch3-ex-settle)"),
         ("{ref}`the blog <seed-blog-post>`",
@@ -152,3 +154,13 @@ def test_a_whole_chapter_converts_with_no_myst_left_and_every_number_in():
     assert re.search(r"Exercise 4\.1\n", text) and "\\tag{4.1}" in text
     code = [c for c in converted["cells"] if c["cell_type"] == "code"]
     assert code == [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def test_a_doc_link_without_text_shows_the_page_title_as_sphinx_does():
+    book = load_book(ROOT)
+    assert book.titles["book/measure"] == "How we measure"
+    assert book.titles["notebooks/05_gae_and_details"].startswith("GAE")
+    chapter = Chapter(book, "notebooks/08_lunarlander", {})
+    assert chapter.cell("See {doc}`../book/measure`.") == (
+        f"See [How we measure]({book.url}book/measure.html)."
+    )

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import spaces
+from conftest import episodes_without_wall, same_weights, spaces
 from torch.distributions import Normal, kl_divergence
 
 from ppo_helpers import checkpoint, objectives, ppo, run
@@ -145,8 +145,13 @@ def test_observation_normalizer_tracks_the_mean_and_variance_of_all_batches():
     torch.testing.assert_close(norm.mean, everything.mean(0))
     torch.testing.assert_close(norm.var, everything.var(0, correction=0))
     scaled = norm(everything.float())
-    # mean 0 and std 1 after scaling, up to float32 rounding of 345 samples
-    assert scaled.mean(0).abs().max() < 345 * EPS32 * 10
+    # mean 0 after scaling, up to float32 rounding: a mean of n terms errs by at
+    # most n eps mean|x|, and scaling each x errs by about eps |x| / std
+    n = len(scaled)
+    rounding = EPS32 * (
+        n * scaled.abs().mean(0) + everything.abs().max(0).values / everything.std(0)
+    )
+    assert (scaled.mean(0).abs() <= rounding).all()
     torch.testing.assert_close(scaled.std(0, correction=0), torch.ones(4))
     assert norm(torch.full((1, 4), 1e6)).max() == 10.0  # clipped
 
@@ -162,26 +167,18 @@ def test_merge_moments_of_two_halves_is_the_moments_of_the_whole():
     torch.testing.assert_close(var, x.var(correction=0))
 
 
-def without_wall(result: run.TrainResult) -> list[tuple]:
-    return [e._replace(wall_s=None) for e in result.episodes]
-
-
-def same_weights(a: ActorCritic, b: ActorCritic) -> bool:
-    a_state, b_state = a.state_dict(), b.state_dict()
-    return a_state.keys() == b_state.keys() and all(
-        torch.equal(a_state[k], b_state[k]) for k in a_state
-    )
-
-
 def test_box_run_is_bit_identical_twice_and_resumes_exactly(tmp_path):
     cfg = pendulum_config(total_steps=800)
     assert cfg.norm_obs  # the Box defaults normalise observations
     a, b = run.train(cfg), run.train(cfg)
-    assert without_wall(a) == without_wall(b) and len(a.episodes) == 4
+    assert (
+        episodes_without_wall(a.episodes) == episodes_without_wall(b.episodes)
+        and len(a.episodes) == 4
+    )
     assert same_weights(a.agent, b.agent)
     run.train(pendulum_config(total_steps=400), checkpoint_dir=tmp_path)
     resumed = run.train(cfg, checkpoint_dir=tmp_path, resume=True)
-    assert without_wall(resumed) == without_wall(a)
+    assert episodes_without_wall(resumed.episodes) == episodes_without_wall(a.episodes)
     assert same_weights(resumed.agent, a.agent)
     # the saved agent carries its spaces and observation statistics
     saved = run.load_agent(checkpoint.latest(tmp_path))

@@ -1,32 +1,23 @@
 """Same seed, same CPU: the same episodes and the same weights, bit for bit."""
 
-import torch
+from conftest import episodes_without_wall, same_weights
 
 from ppo_helpers import ppo, run
 from ppo_helpers.train import main
-
-
-def episodes_without_wall(result: run.TrainResult) -> list[tuple]:
-    return [(steps, ret, length) for steps, _, ret, length in result.episodes]
-
-
-def same_weights(a: run.TrainResult, b: run.TrainResult) -> bool:
-    sa, sb = a.agent.state_dict(), b.agent.state_dict()
-    return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_same_seed_gives_identical_episodes_and_weights(tiny):
     a = run.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
     b = run.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
     assert len(a.episodes) > 5
-    assert episodes_without_wall(a) == episodes_without_wall(b)
-    assert same_weights(a, b)
+    assert episodes_without_wall(a.episodes) == episodes_without_wall(b.episodes)
+    assert same_weights(a.agent, b.agent)
     for stats_a, stats_b in zip(a.updates, b.updates, strict=True):
         assert {k: v for k, v in stats_a.items() if k != "wall_s"} == {
             k: v for k, v in stats_b.items() if k != "wall_s"
         }
     c = run.train(ppo.PPOConfig(seed=8, total_steps=1536, **tiny))
-    assert episodes_without_wall(a) != episodes_without_wall(c)
+    assert episodes_without_wall(a.episodes) != episodes_without_wall(c.episodes)
 
 
 def test_writing_checkpoints_does_not_change_the_run(tmp_path, tiny):
@@ -37,8 +28,10 @@ def test_writing_checkpoints_does_not_change_the_run(tmp_path, tiny):
         checkpoint_every=256,
     )
     assert len(list(tmp_path.glob("step_*.pt"))) == 3  # the newest KEEP are kept
-    assert episodes_without_wall(plain) == episodes_without_wall(saving)
-    assert same_weights(plain, saving)
+    assert episodes_without_wall(plain.episodes) == episodes_without_wall(
+        saving.episodes
+    )
+    assert same_weights(plain.agent, saving.agent)
 
 
 def test_command_line_logs_of_two_runs_match_except_wall_time(tmp_path, capsys):

@@ -10,7 +10,6 @@ numeric code path changes, so ``make unit-paths`` leaves them out.
 
 import contextlib
 import copy
-import csv
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import assert_identical
+from conftest import assert_identical, log_without_wall
 
 from ppo_helpers import checkpoint, distributed, objectives, ppo
 from ppo_helpers.networks import ActorCritic
@@ -322,11 +321,6 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]
     return proc.returncode, out, err
 
 
-def without_wall(path: Path) -> list[list[str]]:
-    with open(path) as f:
-        return [[r[0], r[2], r[3]] for r in csv.reader(f)]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -361,7 +355,7 @@ def test_two_ranks_log_once_count_every_rank_and_repeat_bit_for_bit(
     (line,) = out.splitlines()  # one summary line: rank 0's
     summary = json.loads(line)
     assert summary["env_steps"] == 6144 and summary["episodes"] > 10
-    rows = without_wall(folder / "run.csv")
+    rows = log_without_wall(folder / "run.csv")
     assert rows[0] == ["env_steps", "episode_return", "episode_length"]
     # each update adds 2 ranks x 2 envs x 64 steps = 256 env steps
     assert {int(r[0]) % 256 for r in rows[1:]} == {0}
@@ -373,7 +367,7 @@ def test_two_ranks_log_once_count_every_rank_and_repeat_bit_for_bit(
     again = ["--log", tmp_path / "run.csv"]
     code, _, err = finish(torchrun(STANDALONE, [*args, *again]))
     assert code == 0, err
-    assert without_wall(tmp_path / "run.csv") == rows
+    assert log_without_wall(tmp_path / "run.csv") == rows
 
 
 @pytest.mark.processes
@@ -398,7 +392,9 @@ def test_two_ranks_killed_with_sigkill_resume_to_identical_weights(whole_run, tm
     whole = checkpoint.load(folder / "ckpt" / "step_0000006144.pt")
     for key in ("agent", "optimizer", "ranks", "beta", "env_steps"):
         assert_identical(resumed[key], whole[key], key)
-    assert without_wall(tmp_path / "run.csv") == without_wall(folder / "run.csv")
+    assert log_without_wall(tmp_path / "run.csv") == log_without_wall(
+        folder / "run.csv"
+    )
 
 
 @pytest.mark.processes
@@ -414,7 +410,9 @@ def test_two_nodes_meeting_at_a_loopback_endpoint_train_like_one(whole_run, tmp_
     results = [finish(node) for node in nodes]
     assert [code for code, _, _ in results] == [0, 0], results[0][2] + results[1][2]
     assert sum(len(out.splitlines()) for _, out, _ in results) == 1  # rank 0 only
-    assert without_wall(tmp_path / "run.csv") == without_wall(folder / "run.csv")
+    assert log_without_wall(tmp_path / "run.csv") == log_without_wall(
+        folder / "run.csv"
+    )
 
 
 def ranks_of_run(token: str) -> dict[int, int]:

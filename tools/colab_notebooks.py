@@ -73,7 +73,8 @@ class Book:
 
     ``chapters`` maps a notebook's stem to its chapter number; ``equations`` and
     ``exercises`` map a label to ``(stem, "3.1")``; ``targets`` maps any other
-    label to the page (``notebooks/x`` or ``book/y``) that defines it.
+    label to the page (``notebooks/x`` or ``book/y``) that defines it; ``titles``
+    maps a page to its title, which a ``{doc}`` role without text shows.
     """
 
     url: str
@@ -81,6 +82,7 @@ class Book:
     equations: dict[str, tuple[str, str]] = field(default_factory=dict)
     exercises: dict[str, tuple[str, str]] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
     citations: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def page(self, path: str, anchor: str = "") -> str:
@@ -148,7 +150,11 @@ def load_book(root: Path = ROOT) -> Book:
             book.chapters[Path(page).name] = chapter
         equation = exercise = 0
         for text in texts:
-            for token in PARSER.parse(text):
+            tokens = PARSER.parse(text)
+            for token, following in zip(tokens, tokens[1:], strict=False):
+                if token.type == "heading_open" and token.tag == "h1":
+                    book.titles.setdefault(page, following.content)
+            for token in tokens:
                 if token.type == "math_block_label" and chapter:
                     equation += 1
                     book.equations[token.info] = (page, f"{chapter}.{equation}")
@@ -205,7 +211,8 @@ class Chapter:
             page = posixpath.normpath(
                 posixpath.join(posixpath.dirname(self.page), target)
             )
-            return f"[{text or target}]({self.book.page(page)})"
+            title = text or self.book.titles.get(page, target)
+            return f"[{title}]({self.book.page(page)})"
         if name == "ref":
             if target in self.book.exercises:
                 page, number = self.book.exercises[target]
