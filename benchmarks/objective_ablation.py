@@ -9,6 +9,12 @@ everything first, so that a sweep cut short still covers every task and setting.
 
     python benchmarks/objective_ablation.py            # the full sweep (resumes)
     python benchmarks/objective_ablation.py --quick    # under a minute, a temp dir
+    python benchmarks/objective_ablation.py --paper-budget   # 1M steps (resumes)
+
+``--paper-budget`` runs the four settings that matter most (no clipping, clip
+0.2, adaptive KL 0.01, fixed KL 1) for the paper's 1M env steps on Hopper-v5,
+reporting seeds 100-102, into ``objective_ablation_1m*`` files (about 13
+minutes a run on this project's 2-core machine, one run per core).
 
 Writes, in ``--out`` (``book/data`` by default), as the runs finish:
 
@@ -55,6 +61,12 @@ TASKS = {
 }
 SEEDS = (0, 1, 2)
 QUICK_TASKS = {"InvertedPendulum-v5": 2048}
+# --paper-budget: the settings that matter most, at the paper's 1M env steps,
+# on reporting seeds (CONTRIBUTING.md, "Seeds"), in files of their own.
+PAPER_BUDGET_TASKS = {"Hopper-v5": 1_000_000}
+PAPER_BUDGET_SETTINGS = ("no_clip", "clip_0.2", "adaptive_kl_0.01", "fixed_kl_1")
+PAPER_BUDGET_SEEDS = (100, 101, 102)
+PAPER_BUDGET_PREFIX = "objective_ablation_1m"
 # --probe: the candidates measured before the budgets were fixed (clip 0.2, seed 0).
 CANDIDATES = (
     "InvertedPendulum-v5",
@@ -82,13 +94,20 @@ COLUMNS = (
 )
 CURVE_COLUMNS = ("task", "setting", "seed", "env_steps", "mean100", "kl", "beta")
 RANDOM_COLUMNS = ("task", "random_score", "episodes")
-NAMES = {
-    "runs": "objective_ablation.csv",
-    "curves": "objective_ablation_curves.csv",
-    "random": "objective_ablation_random.csv",
-    "meta": "objective_ablation.json",
-    "probes": "objective_ablation_probes.json",
-}
+
+
+def file_names(prefix: str = "objective_ablation") -> dict[str, str]:
+    """The sweep's files in ``--out``, named after its plan."""
+    return {
+        "runs": f"{prefix}.csv",
+        "curves": f"{prefix}_curves.csv",
+        "random": f"{prefix}_random.csv",
+        "meta": f"{prefix}.json",
+        "probes": f"{prefix}_probes.json",
+    }
+
+
+NAMES = file_names()
 
 
 def _worker_init() -> None:
@@ -120,6 +139,13 @@ def write_csv(path: Path, columns, rows) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically, as ``write_csv`` does."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def key(row: dict) -> tuple[str, str, int]:
     return row["task"], row["setting"], int(row["seed"])
 
@@ -140,18 +166,18 @@ def renormalise(rows: list[dict], random: dict[str, float]) -> None:
             )
 
 
-def measure_random(tasks, out: Path, episodes: int) -> dict[str, float]:
+def measure_random(tasks, path: Path, episodes: int) -> dict[str, float]:
     """Each task's random-policy score, measured once and kept in the CSV."""
     from ppo_helpers.ablation import random_score
 
-    rows = {r["task"]: r for r in read_csv(out / NAMES["random"])}
+    rows = {r["task"]: r for r in read_csv(path)}
     for task in tasks:
         if task not in rows or int(rows[task]["episodes"]) < episodes:
             rows[task] = dict(
                 task=task, random_score=random_score(task, episodes), episodes=episodes
             )
             print(f"[random] {task}: {float(rows[task]['random_score']):.2f}")
-    write_csv(out / NAMES["random"], RANDOM_COLUMNS, rows.values())
+    write_csv(path, RANDOM_COLUMNS, rows.values())
     return {t: float(r["random_score"]) for t, r in rows.items()}
 
 
@@ -217,14 +243,29 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--tasks", nargs="+", help=f"this sitting's tasks, in order ({list(TASKS)})"
     )
+    parser.add_argument(
+        "--paper-budget",
+        action="store_true",
+        help=f"{', '.join(PAPER_BUDGET_SETTINGS)} at {PAPER_BUDGET_TASKS} env steps,"
+        f" seeds {PAPER_BUDGET_SEEDS}, into {PAPER_BUDGET_PREFIX}*",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
 
-    from ppo_helpers.ablation import SETTINGS
+    from ppo_helpers.ablation import SETTING_BY_NAME, SETTINGS
 
     # The plan (what a finished sweep covers) and this sitting's share of it:
     # --tasks and --seeds pick runs of the plan, in the order given.
-    budgets = QUICK_TASKS if args.quick else TASKS
-    plan_seeds = (0,) if args.quick else SEEDS
+    if args.paper_budget:
+        budgets, plan_seeds = PAPER_BUDGET_TASKS, PAPER_BUDGET_SEEDS
+        settings = [SETTING_BY_NAME[name] for name in PAPER_BUDGET_SETTINGS]
+        names = file_names(PAPER_BUDGET_PREFIX)
+    else:
+        budgets = QUICK_TASKS if args.quick else TASKS
+        plan_seeds, settings, names = (0,) if args.quick else SEEDS, SETTINGS, NAMES
+    if args.quick and args.paper_budget:
+        budgets = {task: 2048 for task in budgets}
     sitting_tasks = args.tasks or list(budgets)
     seeds = args.seeds or plan_seeds
     out = args.out or (
@@ -238,26 +279,29 @@ def main(argv=None) -> int:
         return 0
     sitting_start = time.time()
 
-    random = measure_random(budgets, out, 10 if args.quick else RANDOM_EPISODES)
-    rows = read_csv(out / NAMES["runs"])
+    random = measure_random(
+        budgets, out / names["random"], 10 if args.quick else RANDOM_EPISODES
+    )
+    rows = read_csv(out / names["runs"])
     done = {key(r) for r in rows}
-    curves = [r for r in read_csv(out / NAMES["curves"]) if key(r) in done]
-    write_csv(out / NAMES["curves"], CURVE_COLUMNS, curves)
+    curves = [r for r in read_csv(out / names["curves"]) if key(r) in done]
+    write_csv(out / names["curves"], CURVE_COLUMNS, curves)
     jobs = [
         (task, s.name, seed, budgets[task])
         for seed in seeds
         for task in sitting_tasks
-        for s in SETTINGS
+        for s in settings
         if (task, s.name, seed) not in done
     ]
-    meta_path = out / NAMES["meta"]
+    meta_path = out / names["meta"]
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta.update(
         command="python benchmarks/objective_ablation.py"
-        + (" --quick" if args.quick else ""),
+        + (" --quick" if args.quick else "")
+        + (" --paper-budget" if args.paper_budget else ""),
         tasks=budgets,
         seeds=list(plan_seeds),
-        settings=[s.name for s in SETTINGS],
+        settings=[s.name for s in settings],
         random_episodes=10 if args.quick else RANDOM_EPISODES,
         machine=machine(),
     )
@@ -271,7 +315,7 @@ def main(argv=None) -> int:
             load_average_at_start=os.getloadavg()[0],
         )
     )
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path, meta)
     print(f"[sweep] {len(jobs)} runs to go ({len(done)} already done), out: {out}")
 
     context = multiprocessing.get_context("spawn")
@@ -281,15 +325,15 @@ def main(argv=None) -> int:
             row, curve = future.result()
             run_key = {k: row[k] for k in ("task", "setting", "seed")}
             curves += [{**run_key, **point} for point in curve]
-            write_csv(out / NAMES["curves"], CURVE_COLUMNS, curves)
+            write_csv(out / names["curves"], CURVE_COLUMNS, curves)
             rows.append(row)
             renormalise(rows, random)
-            write_csv(out / NAMES["runs"], COLUMNS, rows)
+            write_csv(out / names["runs"], COLUMNS, rows)
             elapsed = time.time() - sitting_start
             sittings[-1].update(runs=n, wall_s=round(elapsed, 1))
             meta["total_wall_s"] = round(sum(s["wall_s"] for s in sittings), 1)
             meta["finished_runs"] = len(rows)
-            meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+            write_json(meta_path, meta)
             eta = elapsed / n * (len(jobs) - n)
             print(
                 f"[{n}/{len(jobs)}] {row['task']} {row['setting']} seed {row['seed']}:"

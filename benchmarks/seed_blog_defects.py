@@ -145,11 +145,11 @@ def train_with(defect: str, seed: int, total_steps: int, eval_episodes: int) -> 
             stack.enter_context(mock.patch.object(owner, name, replacement))
         result = run.train(cfg)
     returns = rollout.evaluate(result.agent, ENV_ID, eval_episodes)
-    curve, episodes = [], result.episodes
-    for stats in result.updates:  # mean of the last 100 training episodes
-        done = [e.episode_return for e in episodes if e.env_steps <= stats["env_steps"]]
-        if done:
-            curve.append([stats["env_steps"], sum(done[-100:]) / len(done[-100:])])
+    curve = [  # the mean of the last 100 training episodes, after each update
+        [u["env_steps"], mean100]
+        for u, mean100 in zip(result.updates, result.mean100_by_update(), strict=True)
+        if mean100 is not None
+    ]
     return dict(
         defect=defect,
         seed=seed,

@@ -19,7 +19,7 @@ import numpy as np
 
 from ppo_helpers.envs import make_env
 from ppo_helpers.ppo import PPOConfig
-from ppo_helpers.run import SOLVED_WINDOW, train
+from ppo_helpers.run import train
 
 
 class Setting(NamedTuple):
@@ -108,20 +108,15 @@ def run_setting(
     start = time.perf_counter()
     result = train(paper_config(env_id, setting, seed, total_steps), on_update)
     wall_s = time.perf_counter() - start
-    returns = [e.episode_return for e in result.episodes]
-    ends = np.array([e.env_steps for e in result.episodes])
-    curve = []
-    for u in result.updates:
-        done = int(np.searchsorted(ends, u["env_steps"], side="right"))
-        window = returns[max(0, done - SOLVED_WINDOW) : done]
-        curve.append(
-            dict(
-                env_steps=int(u["env_steps"]),
-                mean100=float(np.mean(window)) if window else float("nan"),
-                kl=u["kl"],
-                beta=u["beta"],
-            )
+    curve = [
+        dict(
+            env_steps=int(u["env_steps"]),
+            mean100=float("nan") if mean100 is None else mean100,
+            kl=u["kl"],
+            beta=u["beta"],
         )
+        for u, mean100 in zip(result.updates, result.mean100_by_update(), strict=True)
+    ]
     kls = np.array([u["kl"] for u in result.updates])
     row = dict(
         task=env_id,
@@ -130,7 +125,7 @@ def run_setting(
         final_score=result.final_mean100,
         env_steps=int(result.updates[-1]["env_steps"]),
         wall_s=wall_s,
-        episodes=len(returns),
+        episodes=len(result.episodes),
         mean_kl=float(kls.mean()),
         max_kl=float(kls.max()),
         final_beta=float(result.updates[-1]["beta"]),

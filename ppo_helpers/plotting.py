@@ -15,7 +15,9 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter
-from tqdm import tqdm
+
+from ppo_helpers.outputs import Progress
+from ppo_helpers.run import Episode, mean_return
 
 # One colour per method, used in every chapter, and one per training diagnostic.
 COLORS = {
@@ -140,11 +142,9 @@ class LivePlot:
         self._start = _clock()
         self._last_draw = -float("inf")
         self._handle = None
-        self.bar = None
+        self.progress = None if self.notebook else Progress(total_steps)
         if self.notebook:
             self._make_figure()
-        else:
-            self.bar = tqdm(total=total_steps, unit="step", unit_scale=True)
 
     def _make_figure(self) -> None:
         """Build the figure and its artists (``lines``) once; ``draw`` moves data."""
@@ -203,15 +203,12 @@ class LivePlot:
         """Record one update; redraw if the time budget allows it."""
         self.stats.append(stats)
         self.episodes += episodes
-        if self.bar is not None:
-            self.bar.n = min(int(stats["env_steps"]), self.total_steps)
-            if self.episodes:
-                self.bar.set_postfix(
-                    mean100=f"{self.recent_mean():.1f}", episodes=len(self.episodes)
-                )
-            self.bar.refresh()
+        if self.progress is not None:
+            self.progress(stats, [Episode(*e) for e in episodes])
         elif self.due():
             self.draw()
+
+    __call__ = update  # an output (``outputs.Output``) for ``run.train``
 
     def due(self) -> bool:
         """Whether a redraw now keeps within ``min_interval_s`` and ``max_overhead``."""
@@ -223,14 +220,13 @@ class LivePlot:
 
     def recent_mean(self) -> float:
         """Mean return of the last ``window`` episodes (nan before the first)."""
-        if not self.episodes:
-            return float("nan")
-        return float(np.mean([e[2] for e in self.episodes[-self.window :]]))
+        mean = mean_return((e[2] for e in self.episodes), self.window)
+        return float("nan") if mean is None else mean
 
     def close(self) -> None:
         """Draw the final frame (notebook) or close the progress line (terminal)."""
-        if self.bar is not None:
-            self.bar.close()
+        if self.progress is not None:
+            self.progress.close()
         else:
             self.draw()
 

@@ -10,7 +10,7 @@ through a callback; ``python -m ppo_helpers.train`` is its command line.
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,16 @@ ADAPTIVE_RULES = {
     "kl_penalty": objectives.PPO_ADAPTIVE,
     "dppo": objectives.DPPO_ADAPTIVE,
 }
+
+
+def mean_return(returns: Iterable[float], window: int = SOLVED_WINDOW) -> float | None:
+    """Mean of the last ``window`` of ``returns`` (None while there are none).
+
+    With the default window, the "mean of the last 100 episodes" that says
+    whether a run solved its task, and that every curve of the book plots.
+    """
+    recent = list(returns)[-window:]
+    return float(np.mean(recent)) if recent else None
 
 
 class Episode(NamedTuple):
@@ -87,8 +97,17 @@ class TrainResult:
 
     @property
     def final_mean100(self) -> float | None:
-        returns = [e.episode_return for e in self.episodes[-SOLVED_WINDOW:]]
-        return float(np.mean(returns)) if returns else None
+        """``mean_return`` of the run's last 100 episodes."""
+        return mean_return(e.episode_return for e in self.episodes[-SOLVED_WINDOW:])
+
+    def mean100_by_update(self) -> list[float | None]:
+        """``mean_return`` of the episodes finished by each update, in order."""
+        returns = [e.episode_return for e in self.episodes]
+        ends = np.array([e.env_steps for e in self.episodes])
+        finished = np.searchsorted(
+            ends, [u["env_steps"] for u in self.updates], "right"
+        )
+        return [mean_return(returns[:done]) for done in finished]
 
 
 def solved_threshold(cfg: PPOConfig) -> float | None:

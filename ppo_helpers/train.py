@@ -8,7 +8,8 @@ Box actions it starts from the book's continuous defaults (ppo.BOX_DEFAULTS),
 and flags given here override either set. It
 
 writes one CSV row per finished episode (env_steps, wall_s, episode_return,
-episode_length; flushed after every update), shows a progress line on stderr,
+episode_length; flushed after every update), and with --tensorboard DIR
+TensorBoard scalars of every episode and update; shows a progress line on stderr,
 and ends by printing one JSON line with the run's summary on stdout. Every
 PPOConfig field is a flag; --help lists each with its default and range.
 After a crash or kill -9, the same command with --resume continues from the
@@ -22,27 +23,22 @@ exit status 2 (a malformed flag) or 1 (anything else), never a traceback.
 
 import argparse
 import json
-import os
 import sys
-from collections import deque
 from dataclasses import fields
 from pathlib import Path
-from typing import TextIO
 
 import gymnasium as gym
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from ppo_helpers import checkpoint, ppo
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import env_spaces
+from ppo_helpers.outputs import CSVLog, Outputs, Progress, TensorBoard
 from ppo_helpers.ppo import SINGLE, Ranks
 from ppo_helpers.rollout import evaluate
-from ppo_helpers.run import SOLVED_WINDOW, Episode, check_resume_config, on_rank0, train
+from ppo_helpers.run import Episode, check_resume_config, on_rank0, train
 
 PROG = "python -m ppo_helpers.train"
-LOG_HEADER = "env_steps,wall_s,episode_return,episode_length"
 FLAG_NAMES = {"env_id": ("--env", "--env-id")}
 
 
@@ -147,6 +143,13 @@ def build_parser(
         metavar="N",
         help="torch threads (default: 1, fastest for small networks; range >= 1)",
     )
+    run.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="also write TensorBoard scalars into this folder (default: none; "
+        "needs pip install 'ppo_helpers[tensorboard]')",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     return parser
 
@@ -181,44 +184,45 @@ def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]
     return cfg, path, [Episode(*e) for e in state["episodes"]]
 
 
-def _log_row(e: Episode) -> str:
-    # repr keeps every bit of the return, so the logs of two runs compare exactly
-    return f"{e.env_steps},{e.wall_s:.3f},{e.episode_return!r},{e.episode_length}\n"
+def _open_outputs(
+    args: argparse.Namespace, cfg: ppo.PPOConfig, episodes: list, ranks: Ranks
+) -> Outputs:
+    """Check the checkpoint folder and open every output before any training.
 
-
-def _open_log(path: Path, episodes: list) -> TextIO:
-    """Open the CSV log for appending, holding exactly ``episodes`` so far.
-
-    A resumed run rewrites it from the checkpoint's episode log: rows that the
-    interrupted run wrote after its last checkpoint are dropped, none repeat.
+    Files are rank 0's (``on_rank0``: an error there stops every rank); every
+    rank gets a progress line, shown on rank 0 only. A resumed run's outputs
+    start from the checkpoint's ``episodes``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(LOG_HEADER + "\n")
-            f.writelines(_log_row(e) for e in episodes)
-        os.replace(tmp, path)  # atomic: the old log stays whole until here
-    finally:
-        tmp.unlink(missing_ok=True)
-    return open(path, "a")
+    files = []
 
+    def open_files() -> None:
+        if args.checkpoint_dir is not None:
+            try:
+                checkpoint.check_writable(args.checkpoint_dir)
+            except OSError as err:
+                raise OSError(
+                    f"cannot write --checkpoint-dir {args.checkpoint_dir}: {err}"
+                ) from None
+        env_steps = episodes[-1].env_steps if episodes else 0
+        for flag, make in (
+            ("log", lambda path: CSVLog(path, episodes)),
+            ("tensorboard", lambda path: TensorBoard(path, env_steps)),
+        ):
+            path = getattr(args, flag)
+            if path is None:
+                continue
+            try:
+                files.append(make(path))
+            except OSError as err:
+                Outputs(*files).close()
+                raise OSError(f"cannot write --{flag} {path}: {err}") from None
+            except ImportError as err:
+                Outputs(*files).close()
+                raise ValueError(f"--{flag}: {err}") from None
 
-def _prepare_files(args: argparse.Namespace, episodes: list) -> TextIO | None:
-    """Check the checkpoint folder and open the log before any training."""
-    if args.checkpoint_dir is not None:
-        try:
-            checkpoint.check_writable(args.checkpoint_dir)
-        except OSError as err:
-            raise OSError(
-                f"cannot write --checkpoint-dir {args.checkpoint_dir}: {err}"
-            ) from None
-    if args.log is None:
-        return None
-    try:
-        return _open_log(args.log, episodes)
-    except OSError as err:
-        raise OSError(f"cannot write --log {args.log}: {err}") from None
+    on_rank0(ranks, open_files)
+    quiet = args.quiet or ranks.rank > 0
+    return Outputs(Progress(cfg.total_steps, episodes, disable=quiet), *files)
 
 
 def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
@@ -233,50 +237,19 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
     check_range("eval_episodes", args.eval_episodes, 0)
     cfg, resume_path, episodes = on_rank0(ranks, lambda: _config(args))
     env_spaces(cfg.env_id)
-    log = None
-
-    def prepare_files() -> None:
-        nonlocal log
-        log = _prepare_files(args, episodes)
-
-    on_rank0(ranks, prepare_files)
+    outputs = _open_outputs(args, cfg, episodes, ranks)
     torch.set_num_threads(args.threads)
-    recent = deque((e.episode_return for e in episodes), maxlen=SOLVED_WINDOW)
-    bar = None  # made at the first update, so setup errors print nothing else
-
-    def on_update(stats: dict, new_episodes: list) -> None:
-        nonlocal bar
-        if log is not None:
-            log.writelines(_log_row(e) for e in new_episodes)
-            log.flush()
-        recent.extend(e.episode_return for e in new_episodes)
-        if bar is None:
-            bar = tqdm(
-                total=cfg.total_steps,
-                unit="step",
-                unit_scale=True,
-                disable=args.quiet or ranks.rank > 0,
-                file=sys.stderr,
-            )
-        bar.n = min(int(stats["env_steps"]), cfg.total_steps)
-        if recent:
-            bar.set_postfix(mean100=f"{np.mean(recent):.1f}", refresh=False)
-        bar.refresh()
-
     try:
         result = train(
             cfg,
-            on_update,
+            outputs,
             checkpoint_dir=args.checkpoint_dir,
             checkpoint_every=args.checkpoint_every,
             resume=resume_path or False,
             ranks=ranks,
         )
     finally:
-        if bar is not None:
-            bar.close()
-        if log is not None:
-            log.close()
+        outputs.close()
     env_steps = result.updates[-1]["env_steps"] if result.updates else 0
     newest = checkpoint.latest(args.checkpoint_dir) if args.checkpoint_dir else None
     summary = {

@@ -23,6 +23,7 @@ LAYERS = {
     "run": 4,
     "train": 5,  # the fronts
     "distributed": 5,
+    "outputs": 5,
     "plotting": 5,
     "book": 5,
     "budget": 5,

@@ -168,7 +168,7 @@ def test_in_a_terminal_it_is_a_progress_line(screen):
     plot = plotting.LivePlot(4096, notebook=False)
     plot.update({"env_steps": 2048}, [(2048, 0.1, -50.0, 80)])
     plot.update({"env_steps": 6144}, [(6144, 0.2, -30.0, 90)])
-    assert plot.bar.n == 4096  # capped at total_steps
+    assert plot.progress.bar.n == 4096  # capped at total_steps
     assert plot.recent_mean() == pytest.approx(-40.0)
     plot.close()
     assert plot.redraws == 0 and not screen.frames

@@ -14,7 +14,8 @@ import torch
 from conftest import assert_identical, log_without_wall
 
 from ppo_helpers import checkpoint, ppo
-from ppo_helpers.train import LOG_HEADER, main
+from ppo_helpers.outputs import LOG_HEADER
+from ppo_helpers.train import main
 
 torch.set_num_threads(1)
 
