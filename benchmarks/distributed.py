@@ -57,7 +57,8 @@ def profile_worker(argv: list[str]) -> None:
     rank 0's seconds per iteration in rollouts, the update and its collectives."""
     import torch
 
-    from ppo_helpers import distributed, ppo, run, train
+    from ppo_helpers import distributed, run, train
+    from ppo_helpers.ranks import Ranks
 
     seconds, calls = defaultdict(float), defaultdict(int)
     # wall time, not CPU time: a rank waiting in a collective is what we measure
@@ -71,7 +72,7 @@ def profile_worker(argv: list[str]) -> None:
     def timed_connect(*args, **kwargs):
         ranks = connect(*args, **kwargs)
         average = timed("update: all-reduce", ranks.average)
-        return ppo.Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
+        return Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
 
     distributed.connect = timed_connect
     torch.set_num_threads(1)

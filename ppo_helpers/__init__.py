@@ -4,13 +4,15 @@ Each public function names the chapter that derives it. The modules, in layers
 from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 
 1. pure math: ``checks``, ``advantages``, ``objectives``, ``scaling``,
-   ``stats`` (aggregates over runs, with intervals);
-2. what the math acts on: ``networks``, ``envs``, ``rollout``;
+   ``stats`` (aggregates over runs, with intervals); and ``ranks`` (what the
+   processes of one run share);
+2. what the math acts on: ``networks``, ``envs``, ``rollout``; ``optim`` (one
+   gradient step, minibatches);
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;
 4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
 5. the fronts: ``train`` (command line), ``distributed`` (the same under
-   torchrun), ``plotting``, ``book``, ``budget``, ``ablation`` (chapter 6's
-   comparison of objectives).
+   torchrun), ``outputs`` (CSV log, progress line, TensorBoard), ``plotting``,
+   ``book``, ``budget``, ``ablation`` (chapter 6's comparison of objectives).
 
 The names below are the public API; ``from ppo_helpers import train`` and the
 like import the modules themselves.
@@ -19,7 +21,8 @@ like import the modules themselves.
 from importlib.metadata import version
 
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, Ranks, update
+from ppo_helpers.ppo import BOX_DEFAULTS, PPOConfig, update
+from ppo_helpers.ranks import Ranks
 from ppo_helpers.rollout import RolloutBatch, collect, evaluate
 from ppo_helpers.run import Episode, TrainResult, load_agent
 

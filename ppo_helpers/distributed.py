@@ -31,7 +31,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from ppo_helpers import train
 from ppo_helpers.checks import check_range
-from ppo_helpers.ppo import Ranks
+from ppo_helpers.ranks import Ranks
 
 PROG = "torchrun --nproc-per-node N -m ppo_helpers.distributed"
 # Seconds a rank that lost a peer waits for torchrun to stop it: torchrun polls its

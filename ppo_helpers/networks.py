@@ -10,6 +10,7 @@ in chapter 5.
 """
 
 import math
+from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +40,44 @@ def mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
         layers += [layer_init(nn.Linear(n_in, n_out)), nn.Tanh()]
     layers.append(layer_init(nn.Linear(sizes[-2], sizes[-1]), gain=out_gain))
     return nn.Sequential(*layers)
+
+
+@runtime_checkable
+class Actor(Protocol):
+    """What rollouts, the PPO and TRPO updates and evaluation ask of a policy.
+
+    ``params`` (B, P) are the distribution's parameters for a batch of B
+    (normalised) observations; storing them is storing pi_old. Actions are
+    ``action_dtype`` of shape (B, *action_shape). ``CategoricalActor`` and
+    ``GaussianActor`` implement it; ``tests/test_actors.py`` checks both against
+    ``torch.distributions``.
+    """
+
+    action_shape: tuple[int, ...]
+    action_dtype: torch.dtype
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        """``params`` (B, P) of pi(.|s) for observations (B, D)."""
+
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        """pi(.|s) as a ``torch.distributions`` object, batch shape (B,)."""
+
+    def sample(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a ~ pi(.|s), log pi(a|s)): actions (B, *action_shape), (B,)."""
+
+    def log_prob_entropy(
+        self, params: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi(a|s), H(pi(.|s))), each (B,), with gradients to ``params``."""
+
+    def kl(self, params_old: torch.Tensor, params_new: torch.Tensor) -> torch.Tensor:
+        """Exact KL(pi_old || pi_new) per state, (B,)."""
+
+    def mode(self, params: torch.Tensor) -> torch.Tensor:
+        """The most likely action, (B, *action_shape)."""
+
+    def env_action(self, action: torch.Tensor) -> np.ndarray:
+        """``action`` as the env takes it (within a Box's bounds)."""
 
 
 class CategoricalActor(nn.Module):
@@ -207,6 +246,7 @@ class ActorCritic(nn.Module):
         super().__init__()
         obs_dim = observation_space.shape[0]
         self.observation_space, self.action_space = observation_space, action_space
+        self.actor: Actor
         if isinstance(action_space, gym.spaces.Box):
             self.actor = GaussianActor(obs_dim, action_space, hidden, log_std_init)
         else:

@@ -10,7 +10,6 @@ process is ``SINGLE``.
 """
 
 import math
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from functools import partial
 
@@ -21,6 +20,8 @@ from ppo_helpers import objectives
 from ppo_helpers.checks import Range
 from ppo_helpers.envs import env_spaces
 from ppo_helpers.networks import ActorCritic
+from ppo_helpers.optim import explained_variance, gradient_step, minibatches
+from ppo_helpers.ranks import SINGLE, Ranks, advantage_moments
 from ppo_helpers.rollout import RolloutBatch
 
 OBJECTIVES = ("clip", "kl_penalty", "dppo", "unclipped")
@@ -153,120 +154,6 @@ there).
 """
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """The processes that train one agent together, and how they share values.
-
-    ``average(t)`` returns the elementwise mean of tensor ``t`` over all ranks
-    (an all-reduce: every rank calls it, with the same shape); ``gather(obj)``
-    returns every rank's ``obj``, in rank order. ``ppo_helpers.distributed``
-    builds them on torch.distributed; ``SINGLE`` is one process.
-    """
-
-    rank: int
-    world_size: int
-    average: Callable[[torch.Tensor], torch.Tensor]
-    gather: Callable[[object], list]
-
-
-SINGLE = Ranks(0, 1, lambda t: t, lambda obj: [obj])
-
-
-def clip_gradients(groups: Iterable[Iterable[torch.Tensor]], max_norm: float) -> None:
-    """Scale each group's gradients so that their joint norm is at most ``max_norm``.
-
-    ``groups`` are parameter lists: ``[agent.parameters()]`` clips one joint
-    norm, ``[actor, critic]`` one per network, TRPO's ``[critic]`` its critic.
-    Does what ``torch.nn.utils.clip_grad_norm_`` does, in a third of its time on
-    these small networks (it runs 80 times per update). 0 turns it off.
-    """
-    if max_norm == 0:
-        return
-    for params in groups:
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.cat([g.ravel() for g in grads]))
-        scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(scale)
-
-
-def average_gradients(params: list[torch.Tensor], ranks: Ranks) -> None:
-    """Replace each gradient by its mean over ranks: one all-reduce of them all.
-
-    Every rank's loss is a mean over its own minibatch and the minibatches are
-    the same size, so the mean of the gradients is the gradient of the loss on
-    their union: the step one process would take on the whole minibatch.
-    """
-    if ranks.world_size == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = ranks.average(torch.cat([g.ravel() for g in grads]))
-    for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-        g.copy_(mean.view_as(g))
-
-
-def gradient_step(
-    loss: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    groups: list[list[torch.Tensor]],
-    max_norm: float,
-    ranks: Ranks = SINGLE,
-) -> None:
-    """One optimizer step on ``loss``: gradients averaged over ranks, then clipped.
-
-    Only the parameters in ``groups`` get gradients (others keep ``grad=None``,
-    so Adam leaves them alone): PPO passes the whole agent, TRPO the critic.
-    Every rank then holds the same gradients and takes the same step.
-    """
-    for params in groups:
-        for p in params:  # optimizer.zero_grad(set_to_none=True), but faster
-            p.grad = None
-    loss.backward()
-    average_gradients([p for params in groups for p in params], ranks)
-    clip_gradients(groups, max_norm)
-    optimizer.step()
-
-
-def minibatches(
-    samples: dict[str, torch.Tensor], minibatch_size: int
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Shuffle the samples, then yield consecutive minibatches (dicts like ``samples``).
-
-    One gather per tensor and epoch, then slices: the same minibatches as
-    indexing with each slice of ``torch.randperm``, in far fewer ops.
-    """
-    perm = torch.randperm(len(samples["obs"]))
-    shuffled = {k: v[perm].split(minibatch_size) for k, v in samples.items()}
-    for i in range(len(shuffled["obs"])):
-        yield {k: chunks[i] for k, chunks in shuffled.items()}
-
-
-def advantage_moments(
-    advs: list[torch.Tensor], ranks: Ranks = SINGLE
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Mean and std (Bessel-corrected) of each minibatch's advantages.
-
-    ``advs`` are one epoch's minibatches, (n,) each, the same n on every rank.
-    With several ranks, minibatch i's moments are those of the union of every
-    rank's minibatch i (one all-reduce for the whole epoch), so that advantage
-    normalisation sees what one process on the union would see. Per rank r
-    with mean m_r and sum of squared deviations M_r, over W ranks:
-    mean = avg(m_r), var = W (avg(M_r) + n (avg(m_r^2) - mean^2)) / (n W - 1).
-    """
-    if ranks.world_size == 1:
-        return [(a.mean(), a.std()) for a in advs]
-    n, w = len(advs[0]), ranks.world_size
-    local = torch.stack(
-        [
-            torch.stack([a.mean(), ((a - a.mean()) ** 2).sum(), a.mean() ** 2])
-            for a in advs
-        ]
-    )
-    mean, m2, mean_sq = ranks.average(local).unbind(1)
-    var = w * (m2 + n * (mean_sq - mean**2)) / (n * w - 1)
-    return list(zip(mean, var.clamp_min(0).sqrt(), strict=True))
-
-
 _KL_NOT_COMPUTED = torch.tensor(float("nan"))
 
 
@@ -306,8 +193,9 @@ def update(
     and after the update, the explained variance of the value targets and the
     number of gradient steps taken.
 
-    ``dppo`` stops the update after the first gradient step whose minibatch KL
-    exceeded ``objectives.DPPO_STOP`` times ``kl_target`` (Heess et al. 2017).
+    ``dppo`` stops the update at the first minibatch whose KL from pi_old, before
+    its step, exceeds ``objectives.DPPO_STOP`` times ``kl_target``, and takes no
+    step on it (Heess et al. 2017's worker loop breaks before the gradient).
     With ``ranks`` of several processes (chapter 7), each rank passes its own
     batch; gradients, advantage moments, the early-stop KL and the diagnostics
     are averaged over ranks, so every rank takes the same steps and decisions.
@@ -355,11 +243,12 @@ def update(
             )
             entropy = entropy.mean()
             loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-            gradient_step(loss, optimizer, groups, cfg.max_grad_norm, ranks)
-            steps += 1
-            if cfg.objective == "dppo":
+            if cfg.objective == "dppo":  # the KL so far, before this step
                 kl_all = ranks.average(mean_kl.detach().reshape(1)).item()
                 stop = kl_all > objectives.DPPO_STOP * cfg.kl_target
+            if not stop:
+                gradient_step(loss, optimizer, groups, cfg.max_grad_norm, ranks)
+                steps += 1
             if epoch == cfg.update_epochs - 1 or stop:  # diagnostics: last epoch
                 with torch.no_grad():
                     last_epoch_stats.append(
@@ -388,8 +277,3 @@ def update(
     out = dict(zip(names, shared[:5], strict=True))
     out.update(kl=shared[5], explained_variance=shared[6], beta=beta, steps=steps)
     return out
-
-
-def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
-    """1 - Var(R - V) / Var(R): 1 for a perfect critic, 0 for a constant one."""
-    return (1 - (returns - values).var() / returns.var().clamp_min(1e-8)).item()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +24,14 @@ from ppo_helpers import checkpoint, objectives
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import SINGLE, PPOConfig, Ranks, update
+from ppo_helpers.ppo import PPOConfig, update
+from ppo_helpers.ranks import (
+    SINGLE,
+    Ranks,
+    check_same_weights,
+    merged_moments,
+    on_rank0,
+)
 from ppo_helpers.rollout import batch_gae, collect
 from ppo_helpers.scaling import RewardScaler
 
@@ -228,55 +235,9 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
     return agent
 
 
-def check_same_weights(agent: torch.nn.Module, ranks: Ranks) -> None:
-    """Raise ``RuntimeError`` unless every rank holds exactly these weights.
-
-    The mean over ranks of float64 copies equals one's own copy exactly when
-    all are equal (x + x and its half are exact in float64).
-    """
-    mine = torch.cat([t.detach().double().ravel() for t in agent.state_dict().values()])
-    if not torch.equal(ranks.average(mine), mine):
-        raise RuntimeError(f"rank {ranks.rank}: the ranks' weights differ")
-
-
-def merged_moments(
-    ranks: Ranks, count: int, mean: float, var: float
-) -> tuple[int, float, float]:
-    """(count, mean, population variance) of every rank's batch together.
-
-    Every rank's batch has the same ``count``, so the union's mean is the mean
-    of the means and its mean square the mean of the mean squares (float64).
-    """
-    mean_all, square_all = ranks.average(
-        torch.tensor([mean, var + mean**2], dtype=torch.float64)
-    ).tolist()
-    return count * ranks.world_size, mean_all, square_all - mean_all**2
-
-
 def _save(directory: str | os.PathLike, env_steps: int, state: dict) -> None:
     checkpoint.save(checkpoint.path_for(directory, env_steps), state)
     checkpoint.prune(directory)
-
-
-def on_rank0(ranks: Ranks, fn: Callable[[], Any]) -> Any:
-    """``fn()`` run on rank 0 only, its result returned on every rank.
-
-    File access happens there; a ``ValueError``, ``OSError`` or Gymnasium
-    error it raises is raised on every rank, so that no rank waits for one
-    that has stopped.
-    """
-    if ranks.world_size == 1:
-        return fn()
-    result = error = None
-    if ranks.rank == 0:
-        try:
-            result = fn()
-        except (ValueError, OSError, gym.error.Error) as err:
-            error = err
-    result, error = ranks.gather((result, error))[0]
-    if error is not None:
-        raise error
-    return result
 
 
 def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) -> None:

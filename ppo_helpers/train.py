@@ -34,9 +34,9 @@ from ppo_helpers import checkpoint, ppo
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import env_spaces
 from ppo_helpers.outputs import CSVLog, Outputs, Progress, TensorBoard
-from ppo_helpers.ppo import SINGLE, Ranks
+from ppo_helpers.ranks import SINGLE, Ranks, on_rank0
 from ppo_helpers.rollout import evaluate
-from ppo_helpers.run import Episode, check_resume_config, on_rank0, train
+from ppo_helpers.run import Episode, check_resume_config, train
 
 PROG = "python -m ppo_helpers.train"
 FLAG_NAMES = {"env_id": ("--env", "--env-id")}

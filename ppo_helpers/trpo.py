@@ -22,15 +22,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ppo_helpers import objectives
 from ppo_helpers.checks import check_range
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import (
-    SINGLE,
-    PPOConfig,
-    Ranks,
-    advantage_moments,
-    explained_variance,
-    gradient_step,
-    minibatches,
-)
+from ppo_helpers.optim import explained_variance, gradient_step, minibatches
+from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.ranks import SINGLE, Ranks, advantage_moments
 from ppo_helpers.rollout import RolloutBatch
 
 
@@ -315,7 +309,7 @@ def trpo_update(
     normalised over the batch when ``cfg.norm_adv``; no entropy bonus) subject
     to mean KL(pi_old || pi_theta) <= ``max_kl``, for either actor kind. The
     critic is trained with ``ppo.update``'s code: ``cfg.vf_coef`` times the value
-    loss, ``cfg.value_clip``, ``ppo.gradient_step`` with its norm clip at
+    loss, ``cfg.value_clip``, ``optim.gradient_step`` with its norm clip at
     ``cfg.max_grad_norm`` (on the critic's gradient, the only one there is), on
     ``cfg.num_minibatches`` minibatches and the learning rate ``train`` anneals.
 

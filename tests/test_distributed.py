@@ -20,6 +20,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
@@ -29,8 +30,14 @@ from conftest import assert_identical, log_without_wall
 
 from ppo_helpers import checkpoint, distributed, objectives, ppo
 from ppo_helpers.networks import ActorCritic
+from ppo_helpers.ranks import (
+    SINGLE,
+    advantage_moments,
+    check_same_weights,
+    merged_moments,
+)
 from ppo_helpers.rollout import RolloutBatch
-from ppo_helpers.run import check_same_weights, merged_moments, train
+from ppo_helpers.run import train
 from ppo_helpers.scaling import RewardScaler
 from ppo_helpers.trpo import trpo_update
 
@@ -45,7 +52,7 @@ def test_advantage_moments_of_shards_are_those_of_their_union():
         for _ in range(3)
     ]
     moments = distributed.in_threads(
-        3, lambda ranks: ppo.advantage_moments(shards[ranks.rank], ranks)
+        3, lambda ranks: advantage_moments(shards[ranks.rank], ranks)
     )
     for i in range(4):
         union = torch.cat([shard[i] for shard in shards])
@@ -118,15 +125,30 @@ def _split(batch: RolloutBatch, parts: int) -> list[RolloutBatch]:
     return [RolloutBatch(*(c[i] for c in chunks)) for i in range(parts)]
 
 
-@pytest.mark.parametrize("objective", ["clip", "kl_penalty", "dppo"])
-def test_update_on_two_ranks_is_the_update_on_their_union(objective):
+def alone_and_on_two_ranks(update, settings):
+    """``update`` on a batch of 4 envs in one process, and on two thread ranks
+    that hold 2 of its envs each: ((agent, stats), [(agent, stats)] per rank)."""
     observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
     torch.manual_seed(0)
     agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
     union = _batch(agent, num_envs=4, num_steps=16, seed=1)
     advantages = torch.randn(16, 4, generator=torch.Generator().manual_seed(2)).double()
-    common = dict(
-        num_steps=16,
+
+    def step(batch, adv, num_envs, ranks=SINGLE):
+        mine = copy.deepcopy(agent)
+        optimizer = torch.optim.Adam(mine.parameters(), lr=1e-3, eps=1e-5)
+        cfg = ppo.PPOConfig(num_envs=num_envs, num_steps=16, **settings)
+        return mine, update(mine, optimizer, batch, adv, cfg, 1.0, ranks)
+
+    halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
+    return step(union, advantages, 4), distributed.in_threads(
+        2, lambda ranks: step(halves[ranks.rank], adv_halves[ranks.rank], 2, ranks)
+    )
+
+
+@pytest.mark.parametrize("objective", ["clip", "kl_penalty", "dppo", "unclipped"])
+def test_update_on_two_ranks_is_the_update_on_their_union(objective):
+    settings = dict(
         num_minibatches=1,  # the same minibatch, in any order, on both sides
         update_epochs=3,
         objective=objective,
@@ -134,26 +156,7 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
         max_grad_norm=0.5,
         learning_rate=1e-3,
     )
-
-    def step(agent_copy, batch, adv, cfg, ranks=ppo.SINGLE):
-        optimizer = torch.optim.Adam(agent_copy.parameters(), lr=1e-3, eps=1e-5)
-        stats = ppo.update(agent_copy, optimizer, batch, adv, cfg, 1.0, ranks)
-        return agent_copy, stats
-
-    single, single_stats = step(
-        copy.deepcopy(agent), union, advantages, ppo.PPOConfig(num_envs=4, **common)
-    )
-    halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
-    results = distributed.in_threads(
-        2,
-        lambda ranks: step(
-            copy.deepcopy(agent),
-            halves[ranks.rank],
-            adv_halves[ranks.rank],
-            ppo.PPOConfig(num_envs=2, **common),
-            ranks,
-        ),
-    )
+    (single, single_stats), results = alone_and_on_two_ranks(ppo.update, settings)
     # float64 throughout: gradients differ from the union's by the summation
     # order, ~64 * eps relative; Adam turns a gradient error dg into a step
     # error of at most lr * dg / adam_eps (= 100 dg here), so after 3 steps the
@@ -167,35 +170,10 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
 
 
 def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
-    observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
-    torch.manual_seed(0)
-    agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
-    union = _batch(agent, num_envs=4, num_steps=16, seed=1)
-    advantages = torch.randn(16, 4, generator=torch.Generator().manual_seed(2)).double()
-    common = dict(num_steps=16, num_minibatches=1, max_grad_norm=0.5)
-
-    def step(agent_copy, batch, adv, cfg, ranks=ppo.SINGLE):
-        optimizer = torch.optim.Adam(agent_copy.parameters(), lr=1e-3, eps=1e-5)
-        stats = trpo_update(
-            agent_copy, optimizer, batch, adv, cfg, 1.0, ranks, value_epochs=2
-        )
-        return agent_copy, stats
-
-    single, single_stats = step(
-        copy.deepcopy(agent), union, advantages, ppo.PPOConfig(num_envs=4, **common)
-    )
+    settings = dict(num_minibatches=1, max_grad_norm=0.5)
+    update = partial(trpo_update, value_epochs=2)
+    (single, single_stats), results = alone_and_on_two_ranks(update, settings)
     assert single_stats["accepted"] == 1.0  # a step was taken: the test can fail
-    halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
-    results = distributed.in_threads(
-        2,
-        lambda ranks: step(
-            copy.deepcopy(agent),
-            halves[ranks.rank],
-            adv_halves[ranks.rank],
-            ppo.PPOConfig(num_envs=2, **common),
-            ranks,
-        ),
-    )
     # float64: g and F v of the union differ from the mean of the halves' by
     # summation order (~64 eps relative); CG and the step's scale keep that
     # relative size, times CG's conditioning (damping 0.1, |F| ~ 1: ~10), so the
@@ -217,7 +195,7 @@ def test_train_hands_its_ranks_to_the_update():
 
     cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
     train(cfg, update_fn=update_fn)
-    assert seen == [ppo.SINGLE] * cfg.num_updates
+    assert seen == [SINGLE] * cfg.num_updates
 
 
 def test_dppo_stops_early_on_every_rank_together():
@@ -238,6 +216,41 @@ def test_dppo_stops_early_on_every_rank_together():
     stats = distributed.in_threads(2, run)
     assert stats[0]["steps"] == stats[1]["steps"] < cfg.update_epochs * 2
     assert stats[0]["kl"] == stats[1]["kl"]
+
+
+def test_dppo_takes_no_step_once_the_kl_is_past_its_bound():
+    # Heess et al.'s worker loop measures the KL and breaks before the gradient:
+    # every step taken had a KL within DPPO_STOP x KL_target before it, and the
+    # update stops at the first minibatch whose KL is past it
+    observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
+    torch.manual_seed(0)
+    agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
+    batch = _batch(agent, 2, 16, seed=1)
+    cfg = ppo.PPOConfig(
+        num_envs=2, num_steps=16, num_minibatches=2, objective="dppo", kl_target=1e-4
+    )
+    kls, stepped = [], []
+    policy_loss, gradient_step = ppo._policy_loss, ppo.gradient_step
+
+    def recorded_loss(*args):
+        loss, mean_kl = policy_loss(*args)
+        kls.append(mean_kl.item())
+        return loss, mean_kl
+
+    def recorded_step(*args):
+        stepped.append(len(kls))  # the minibatch whose step this is
+        return gradient_step(*args)
+
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
+    adv = torch.ones(16, 2, dtype=torch.float64)
+    with (
+        mock.patch.object(ppo, "_policy_loss", recorded_loss),
+        mock.patch.object(ppo, "gradient_step", recorded_step),
+    ):
+        stats = ppo.update(agent, optimizer, batch, adv, cfg, 1.0)
+    bound = objectives.DPPO_STOP * cfg.kl_target
+    assert stats["steps"] == len(stepped) == len(kls) - 1 < cfg.update_epochs * 2
+    assert all(kls[i - 1] <= bound for i in stepped) and kls[-1] > bound
 
 
 def test_different_initial_weights_are_refused_on_every_rank():
@@ -493,7 +506,7 @@ def test_a_rank_that_loses_a_peer_says_so_and_leaves_the_naming_to_torchrun(
         raise distributed.LostPeerError("rank 0: an all-reduce failed, ...")
 
     monkeypatch.setattr(distributed.train, "report", lost)
-    monkeypatch.setattr(distributed, "connect", lambda *a: ppo.SINGLE)
+    monkeypatch.setattr(distributed, "connect", lambda *a: SINGLE)
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: None)
     monkeypatch.setattr(distributed, "LOST_PEER_WAIT_S", 0.0)
     monkeypatch.setenv("RANK", "0")

@@ -1,4 +1,4 @@
-"""ppo.clip_gradients: one joint norm or one per network, as clip_grad_norm_ does."""
+"""optim.clip_gradients: one joint norm or one per network, as clip_grad_norm_ does."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 from conftest import spaces
 
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import clip_gradients
+from ppo_helpers.optim import clip_gradients
 
 
 def agent_with_gradients(value_scale: float) -> ActorCritic:

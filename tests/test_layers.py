@@ -14,9 +14,11 @@ LAYERS = {
     "objectives": 1,
     "scaling": 1,
     "stats": 1,
+    "ranks": 1,  # what the processes of one run share
     "networks": 2,  # what the math acts on
     "envs": 2,
     "rollout": 2,
+    "optim": 2,  # one gradient step, minibatches
     "ppo": 3,  # one algorithm step
     "trpo": 3,
     "checkpoint": 4,  # a run

@@ -1,0 +1,89 @@
+"""networks.Actor: both actors keep the interface that rollouts, updates and
+evaluation use, checked against torch.distributions."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+from ppo_helpers.networks import Actor, CategoricalActor, GaussianActor
+
+B, OBS_DIM = 64, 5
+SPACES = {
+    "categorical": (CategoricalActor, gym.spaces.Discrete(4)),
+    "gaussian": (GaussianActor, gym.spaces.Box(-1.0, 2.0, (3,), np.float32)),
+}
+
+
+@pytest.fixture(params=sorted(SPACES))
+def actor_and_space(request):
+    kind, space = SPACES[request.param]
+    torch.manual_seed(0)
+    actor = kind(OBS_DIM, space, (16,))
+    with torch.no_grad():  # move away from the near-uniform start
+        for p in actor.parameters():
+            p.add_(torch.randn_like(p))
+    return actor, space
+
+
+def params_of(actor, seed=1):
+    obs = torch.randn(B, OBS_DIM, generator=torch.Generator().manual_seed(seed))
+    return actor(obs)
+
+
+def test_an_actor_is_an_actor(actor_and_space):
+    actor, _ = actor_and_space
+    assert isinstance(actor, Actor)
+
+
+def test_samples_have_the_declared_shape_and_dtype_and_their_log_prob(
+    actor_and_space,
+):
+    actor, _ = actor_and_space
+    params = params_of(actor)
+    actions, logp = actor.sample(params)
+    assert actions.shape == (B, *actor.action_shape)
+    assert actions.dtype == actor.action_dtype and logp.shape == (B,)
+    # the same density by another route (log_softmax, or Normal's formula):
+    # float32's default tolerance of assert_close, about ten eps
+    torch.testing.assert_close(logp, actor.distribution(params).log_prob(actions))
+
+
+def test_log_prob_and_entropy_are_the_distributions(actor_and_space):
+    actor, _ = actor_and_space
+    params = params_of(actor)
+    actions, _ = actor.sample(params)
+    logp, entropy = actor.log_prob_entropy(params, actions)
+    dist = actor.distribution(params)
+    torch.testing.assert_close(logp, dist.log_prob(actions))
+    torch.testing.assert_close(entropy, dist.entropy())
+    assert logp.requires_grad and entropy.requires_grad  # the update needs both
+
+
+def test_kl_is_torchs_and_zero_against_itself(actor_and_space):
+    actor, _ = actor_and_space
+    old, new = params_of(actor, 1), params_of(actor, 1) + 0.1 * params_of(actor, 2)
+    expected = kl_divergence(actor.distribution(old), actor.distribution(new))
+    torch.testing.assert_close(actor.kl(old, new), expected)
+    assert torch.equal(actor.kl(old, old), torch.zeros(B))
+
+
+def test_the_mode_is_at_least_as_likely_as_any_sample(actor_and_space):
+    actor, _ = actor_and_space
+    params = params_of(actor)
+    dist, mode = actor.distribution(params), actor.mode(params)
+    assert mode.shape == (B, *actor.action_shape) and mode.dtype == actor.action_dtype
+    samples = torch.stack([actor.sample(params)[0] for _ in range(50)])
+    assert (dist.log_prob(mode) >= dist.log_prob(samples).max(0).values).all()
+
+
+def test_env_actions_lie_in_the_action_space(actor_and_space):
+    actor, space = actor_and_space
+    params = params_of(actor)
+    if isinstance(space, gym.spaces.Box):  # far outside the bounds: clipped
+        params = params.clone()
+        params[:, : space.shape[0]] *= 100
+    actions, _ = actor.sample(params)
+    for action in actor.env_action(actions):
+        assert space.contains(action)
