@@ -157,7 +157,7 @@ there).
 _KL_NOT_COMPUTED = torch.tensor(float("nan"))
 
 
-def _policy_loss(cfg, ratio, adv, kl_fn, beta) -> tuple[torch.Tensor, torch.Tensor]:
+def surrogate_loss(cfg, ratio, adv, kl_fn, beta) -> tuple[torch.Tensor, torch.Tensor]:
     """Minus the mean of the objective ``cfg.objective`` names, and the mean KL_t.
 
     ``kl_fn()`` is KL_t per sample; the objectives that need no KL return a
@@ -234,7 +234,7 @@ def update(
                 adv_mean, adv_std = moments[i]
                 adv = (adv - adv_mean) / (adv_std + 1e-8)
             kl_fn = partial(agent.actor.kl, mb["params_old"], params)
-            policy_loss, mean_kl = _policy_loss(cfg, ratio, adv, kl_fn, beta)
+            policy_loss, mean_kl = surrogate_loss(cfg, ratio, adv, kl_fn, beta)
             v_loss = objectives.value_loss(
                 agent.value(mb["obs"]),
                 mb["returns"],

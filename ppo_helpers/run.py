@@ -125,7 +125,7 @@ def solved_threshold(cfg: PPOConfig) -> float | None:
 
 
 @dataclass
-class _Run:
+class RunState:
     """Everything that changes while ``train`` runs: what a checkpoint holds."""
 
     cfg: PPOConfig
@@ -140,7 +140,7 @@ class _Run:
     env_steps: int = 0
 
     @classmethod
-    def start(cls, cfg: PPOConfig, ranks: Ranks = SINGLE) -> "_Run":
+    def start(cls, cfg: PPOConfig, ranks: Ranks = SINGLE) -> "RunState":
         """A fresh run. Rank r's envs take seeds seed + r * num_envs onwards (as
         if all ranks' envs were one vector env); the weights start the same on
         every rank, and the sampling streams differ."""
@@ -260,8 +260,8 @@ def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) ->
             )
 
 
-def _iteration(
-    run: _Run, update_fn: Callable[..., dict[str, float]], start: float
+def one_iteration(
+    run: RunState, update_fn: Callable[..., dict[str, float]], start: float
 ) -> tuple[dict[str, float], list[Episode]]:
     """One rollout and one update: the body of ``train``'s loop.
 
@@ -349,7 +349,7 @@ def train(
     check_range("checkpoint_every", checkpoint_every, 1)
     if resume is True and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
-    run = _Run.start(cfg, ranks)
+    run = RunState.start(cfg, ranks)
     check_same_weights(run.agent, ranks)
     if resume:
         path, state = on_rank0(
@@ -364,7 +364,7 @@ def train(
     start = time.perf_counter() - run.result.wall_s
     while run.env_steps < cfg.total_steps:
         previous = run.env_steps
-        stats, new_episodes = _iteration(run, update_fn, start)
+        stats, new_episodes = one_iteration(run, update_fn, start)
         if on_update is not None:
             on_update(stats, new_episodes)
         passed_mark = run.env_steps // checkpoint_every > previous // checkpoint_every

@@ -230,7 +230,7 @@ def test_dppo_takes_no_step_once_the_kl_is_past_its_bound():
         num_envs=2, num_steps=16, num_minibatches=2, objective="dppo", kl_target=1e-4
     )
     kls, stepped = [], []
-    policy_loss, gradient_step = ppo._policy_loss, ppo.gradient_step
+    policy_loss, gradient_step = ppo.surrogate_loss, ppo.gradient_step
 
     def recorded_loss(*args):
         loss, mean_kl = policy_loss(*args)
@@ -244,7 +244,7 @@ def test_dppo_takes_no_step_once_the_kl_is_past_its_bound():
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
     adv = torch.ones(16, 2, dtype=torch.float64)
     with (
-        mock.patch.object(ppo, "_policy_loss", recorded_loss),
+        mock.patch.object(ppo, "surrogate_loss", recorded_loss),
         mock.patch.object(ppo, "gradient_step", recorded_step),
     ):
         stats = ppo.update(agent, optimizer, batch, adv, cfg, 1.0)
