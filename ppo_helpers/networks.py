@@ -130,18 +130,34 @@ class GaussianActor(nn.Module):
     (B, 2A) holds the mean and log sigma side by side; actions are float32 of
     shape (B, A).
 
-    The sampled action is unbounded. It is clipped to the action space's bounds
-    only on its way to the env (``env_action``), and its log-probability is that
-    of the unclipped sample: the ratio pi_theta(a) / pi_old(a) must compare two
-    densities at the action the Gaussian drew. Every sample beyond a bound
-    clips to the same action, which has a probability mass, not a Gaussian
-    density, so the clipped action's log-density would be wrong.
+    The sampled action u is unbounded, and so is the action the updates see.
+    Only on its way to the env (``env_action``) does it meet the action space's
+    bounds, in one of two ways (``squash``):
+
+    - ``"clip"``: clamp(u, low, high). The log-probability stays that of the
+      unclipped sample: the ratio pi_theta / pi_old must compare two densities
+      at the u the Gaussian drew. Every sample beyond a bound clips to the same
+      action, which has a probability mass, not a density.
+    - ``"tanh"``: low + (tanh(u) + 1) (high - low) / 2, a smooth bijection onto
+      the box. The density of that action is N(u) divided by the Jacobian
+      prod_i (1 - tanh(u_i)^2) (high_i - low_i) / 2, the same factor for pi_theta
+      and pi_old, so the ratio of the actions' densities is the ratio at u.
     """
 
+    SQUASHES = ("clip", "tanh")
+
     def __init__(
-        self, obs_dim, action_space: gym.spaces.Box, hidden, log_std_init: float = 0.0
+        self,
+        obs_dim,
+        action_space: gym.spaces.Box,
+        hidden,
+        log_std_init: float = 0.0,
+        squash: str = "clip",
     ):
         super().__init__()
+        if squash not in self.SQUASHES:
+            raise ValueError(f"squash must be one of {self.SQUASHES}, got {squash!r}")
+        self.squash = squash
         action_dim = action_space.shape[0]
         self.net = mlp([obs_dim, *hidden, action_dim], out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
@@ -179,7 +195,11 @@ class GaussianActor(nn.Module):
         return params.chunk(2, dim=-1)[0]
 
     def env_action(self, action: torch.Tensor) -> np.ndarray:
-        """The action clipped to the env's bounds, as the env takes it."""
+        """The action within the env's bounds, clipped or squashed (``squash``)."""
+        if self.squash == "tanh":
+            return (
+                self.low + (torch.tanh(action) + 1) * (self.high - self.low) / 2
+            ).numpy()
         return torch.clamp(action, self.low, self.high).numpy()
 
 
@@ -232,7 +252,8 @@ class ActorCritic(nn.Module):
     ``GaussianActor``. Actor and critic share no weights, so the large value
     gradients cannot disturb the policy's features (chapter 5). With
     ``norm_obs`` both see observations through an ``ObservationNormalizer``.
-    ``log_std_init`` is a Gaussian actor's starting log sigma.
+    ``log_std_init`` is a Gaussian actor's starting log sigma and
+    ``action_squash`` how it meets the bounds (``GaussianActor``).
     """
 
     def __init__(
@@ -242,13 +263,16 @@ class ActorCritic(nn.Module):
         hidden: tuple[int, ...] = (64, 64),
         norm_obs: bool = False,
         log_std_init: float = 0.0,
+        action_squash: str = "clip",
     ):
         super().__init__()
         obs_dim = observation_space.shape[0]
         self.observation_space, self.action_space = observation_space, action_space
         self.actor: Actor
         if isinstance(action_space, gym.spaces.Box):
-            self.actor = GaussianActor(obs_dim, action_space, hidden, log_std_init)
+            self.actor = GaussianActor(
+                obs_dim, action_space, hidden, log_std_init, action_squash
+            )
         else:
             self.actor = CategoricalActor(obs_dim, action_space, hidden)
         self.critic = mlp([obs_dim, *hidden, 1], out_gain=1.0)

@@ -93,6 +93,9 @@ class PPOConfig:
     scale_rewards: bool = knob(True, "Divide rewards by a running std of the return")
     norm_obs: bool = knob(False, "Normalise observations by running mean and std")
     log_std_init: float = knob(0.0, "Initial log sigma of a Gaussian policy (Box)")
+    action_squash: str = knob(
+        "clip", "How a Gaussian's action meets the Box bounds", OneOf(("clip", "tanh"))
+    )
     hidden: tuple[int, ...] = knob((64, 64), "Hidden sizes of both nets", AT_LEAST_1)
     solved_return: float | None = knob(None, "Last-100 mean that solves; None: spec's")
 

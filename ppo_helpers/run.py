@@ -155,6 +155,7 @@ class RunState:
             cfg.hidden,
             cfg.norm_obs,
             cfg.log_std_init,
+            cfg.action_squash,
         )
         if ranks.rank > 0:
             torch.manual_seed(
@@ -230,6 +231,8 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
         checkpoint.space_from_state(state["spaces"]["action"]),
         tuple(state["config"]["hidden"]),
         state["config"]["norm_obs"],
+        # checkpoints written before the field existed clipped their actions
+        action_squash=state["config"].get("action_squash", "clip"),
     )
     agent.load_state_dict(state["agent"])
     return agent

@@ -1,11 +1,19 @@
 """networks.Actor: both actors keep the interface that rollouts, updates and
 evaluation use, checked against torch.distributions."""
 
+import math
+from functools import partial
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from torch.distributions import kl_divergence
+from torch.distributions import (
+    AffineTransform,
+    TanhTransform,
+    TransformedDistribution,
+    kl_divergence,
+)
 
 from ppo_helpers.networks import Actor, CategoricalActor, GaussianActor
 
@@ -13,6 +21,10 @@ B, OBS_DIM = 64, 5
 SPACES = {
     "categorical": (CategoricalActor, gym.spaces.Discrete(4)),
     "gaussian": (GaussianActor, gym.spaces.Box(-1.0, 2.0, (3,), np.float32)),
+    "gaussian, tanh": (
+        partial(GaussianActor, squash="tanh"),
+        gym.spaces.Box(-1.0, 2.0, (3,), np.float32),
+    ),
 }
 
 
@@ -87,3 +99,46 @@ def test_env_actions_lie_in_the_action_space(actor_and_space):
     actions, _ = actor.sample(params)
     for action in actor.env_action(actions):
         assert space.contains(action)
+
+
+def squashed(actor, params):
+    """pi(.|s) of the env's action under tanh squashing, by torch's own transforms."""
+    low, high = actor.low, actor.high
+    return TransformedDistribution(
+        actor.distribution(params).base_dist,
+        [TanhTransform(), AffineTransform((high + low) / 2, (high - low) / 2)],
+    )
+
+
+def test_tanh_squashing_maps_onto_the_box_and_keeps_the_ratio():
+    space = gym.spaces.Box(-1.0, 2.0, (3,), np.float32)
+    torch.manual_seed(0)
+    actor = GaussianActor(OBS_DIM, space, (16,), squash="tanh")
+    old, new = params_of(actor, 1), params_of(actor, 1) + 0.1 * params_of(actor, 2)
+    u, _ = actor.sample(old)
+    u = u.clamp(-3, 3)  # away from tanh's flat ends, where float32 rounds to 1
+    action = torch.as_tensor(actor.env_action(u))
+    assert ((action > actor.low) & (action < actor.high)).all()
+    midpoint = torch.as_tensor(actor.env_action(torch.zeros(1, 3)))
+    torch.testing.assert_close(midpoint, torch.full((1, 3), 0.5))
+    # torch inverts the squash (atanh): float32's 6e-8 in tanh(u) becomes up to
+    # 6e-8 / (1 - tanh(3)^2) = 6e-6 in u, and |u - mu| / sigma^2 <= 4 times that
+    # in each of 3 log-densities: 7e-5
+    atol = 3 * 4 * 6e-8 / (1 - math.tanh(3) ** 2)
+    # the density of the action is N(u) over the Jacobian of the squash ...
+    jacobian = (1 - torch.tanh(u) ** 2) * (actor.high - actor.low) / 2
+    logp_u, _ = actor.log_prob_entropy(old, u)
+    logp_action = squashed(actor, old).log_prob(action).sum(-1)
+    expected = logp_u - jacobian.log().sum(-1)
+    torch.testing.assert_close(logp_action, expected, atol=atol, rtol=0)
+    # ... the same factor for both policies, so the ratio at u is the ratio
+    # of the actions' densities: what PPO and TRPO compute is unchanged
+    log_ratio_action = squashed(actor, new).log_prob(action).sum(-1) - logp_action
+    log_ratio_u = actor.log_prob_entropy(new, u)[0] - logp_u
+    torch.testing.assert_close(log_ratio_action, log_ratio_u, atol=2 * atol, rtol=0)
+
+
+def test_an_unknown_squash_is_refused_by_name():
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    with pytest.raises(ValueError, match=r"squash must be one of \('clip', 'tanh'\)"):
+        GaussianActor(OBS_DIM, space, (16,), squash="sigmoid")

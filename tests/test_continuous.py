@@ -187,6 +187,18 @@ def test_box_run_is_bit_identical_twice_and_resumes_exactly(tmp_path):
     assert saved.normalize.count.item() == 800
 
 
+def test_a_tanh_squashed_run_trains_saves_and_reloads_squashed(tmp_path):
+    cfg = pendulum_config(total_steps=400, action_squash="tanh")
+    result = run.train(cfg, checkpoint_dir=tmp_path)
+    assert result.agent.actor.squash == "tanh" and len(result.updates) == 2
+    saved = run.load_agent(checkpoint.latest(tmp_path))
+    assert saved.actor.squash == "tanh"
+    far = torch.tensor([[-50.0], [0.0], [50.0]])  # tanh's ends and its middle
+    np.testing.assert_allclose(saved.env_action(far)[:, 0], [-2.0, 0.0, 2.0])
+    clipped = run.train(pendulum_config(total_steps=400))
+    assert not same_weights(clipped.agent, result.agent)  # the envs saw other actions
+
+
 def test_replay_rebuilds_a_pendulum_episode_from_float_actions():
     envs = make_vector_env("Pendulum-v1", 2, wrapper=checkpoint.ReplayEpisodes)
     obs, _ = envs.reset(seed=3)
