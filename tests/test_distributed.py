@@ -146,6 +146,16 @@ def alone_and_on_two_ranks(update, settings):
     )
 
 
+def assert_ranks_agree_with_one_process(single, single_stats, results, decision):
+    """Every rank's weights within 1e-10 of one process's (the tolerance each
+    test derives), the same ``decision`` statistic, and the same exact KL."""
+    for rank_agent, rank_stats in results:
+        for p, q in zip(single.parameters(), rank_agent.parameters(), strict=True):
+            assert torch.allclose(p, q, rtol=0, atol=1e-10)
+        assert rank_stats[decision] == single_stats[decision]
+        assert np.isclose(rank_stats["kl"], single_stats["kl"], rtol=1e-9, atol=0)
+
+
 @pytest.mark.parametrize("objective", ["clip", "kl_penalty", "dppo", "unclipped"])
 def test_update_on_two_ranks_is_the_update_on_their_union(objective):
     settings = dict(
@@ -162,11 +172,7 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
     # error of at most lr * dg / adam_eps (= 100 dg here), so after 3 steps the
     # weights agree to ~1e-12. A wrong average or normalisation moves them by
     # ~lr = 1e-3.
-    for rank_agent, rank_stats in results:
-        for p, q in zip(single.parameters(), rank_agent.parameters(), strict=True):
-            assert torch.allclose(p, q, rtol=0, atol=1e-10)
-        assert rank_stats["steps"] == single_stats["steps"]
-        assert np.isclose(rank_stats["kl"], single_stats["kl"], rtol=1e-9, atol=0)
+    assert_ranks_agree_with_one_process(single, single_stats, results, "steps")
 
 
 def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
@@ -179,11 +185,7 @@ def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
     # relative size, times CG's conditioning (damping 0.1, |F| ~ 1: ~10), so the
     # actor agrees to ~1e-13 of its step (~0.1); the critic's 2 Adam steps as in
     # the PPO test above. A rank that used its own half moves by ~1e-2.
-    for rank_agent, rank_stats in results:
-        for p, q in zip(single.parameters(), rank_agent.parameters(), strict=True):
-            assert torch.allclose(p, q, rtol=0, atol=1e-10)
-        assert rank_stats["step_fraction"] == single_stats["step_fraction"]
-        assert np.isclose(rank_stats["kl"], single_stats["kl"], rtol=1e-9, atol=0)
+    assert_ranks_agree_with_one_process(single, single_stats, results, "step_fraction")
 
 
 def test_train_hands_its_ranks_to_the_update():
