@@ -28,6 +28,7 @@ COLORS = {
     "clip": "#1f77b4",
     "unclipped": "#d62728",
     "seed_blog": "#8c564b",
+    "sb3": "#e6550d",  # Stable-Baselines3, beside the book's PPO (chapter 8)
     "ppo": "#1f77b4",
     "target": "#2ca02c",
     "approx_kl": "#9467bd",

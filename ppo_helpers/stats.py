@@ -14,6 +14,9 @@ seed on the same task, which is the comparison a paired design allows.
 ``probability_of_improvement`` is rliable's P(X > Y): for each task, the chance
 that a run of X beats a run of Y (ties count half), averaged over tasks, with
 its interval from resampling the runs of X and Y independently.
+``performance_profile`` is the fraction of runs that score above each of a
+list of thresholds, with a band: the whole distribution, where one number
+would hide how the runs spread.
 """
 
 from collections.abc import Iterator
@@ -137,3 +140,22 @@ def probability_of_improvement(x, y, reps: int = REPS, seed: int = 0) -> Estimat
         )
     (estimate,) = _estimates(point["xy"], interval["xy"])
     return estimate
+
+
+def performance_profile(
+    scores, thresholds, reps: int = REPS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fraction, low, high), each (len(thresholds),): runs scoring above each tau.
+
+    The fraction of all runs of a ``(runs, tasks)`` matrix (every task alike)
+    whose score exceeds tau, with its 95 % stratified-bootstrap band (rliable's
+    ``create_performance_profile`` on the score distribution).
+    """
+    matrix = score_matrix(scores)
+    taus = np.asarray(thresholds, dtype=float)
+    with _seeded_global_rng(seed):
+        profiles, bands = library.create_performance_profile(
+            {"x": matrix}, taus, reps=reps, confidence_interval_size=LEVEL
+        )
+    low, high = bands["x"]
+    return profiles["x"], low, high

@@ -94,3 +94,18 @@ def test_a_seeded_interval_leaves_numpys_global_rng_as_it_was():
     np.random.seed(7)  # noqa: NPY002
     stats.aggregate([1.0, 2.0, 4.0], reps=REPS)
     assert np.random.random() == expected  # noqa: NPY002
+
+
+def test_a_performance_profile_counts_the_runs_above_each_threshold():
+    # 4 runs on 2 tasks: above 0.5 are 1.0, 0.75, 0.6 and 0.9, i.e. 4 of 8
+    scores = [[1.0, 0.2], [0.75, 0.1], [0.6, 0.4], [0.3, 0.9]]
+    fraction, low, high = stats.performance_profile(scores, [0.0, 0.5, 1.0], reps=500)
+    np.testing.assert_array_equal(fraction, [1.0, 0.5, 0.0])
+    assert (low <= fraction).all() and (fraction <= high).all()
+    assert low[0] == high[0] == 1.0 and low[2] == high[2] == 0.0  # no run can move
+    assert low[1] < 0.5 < high[1]  # resampled runs can
+
+
+def test_a_performance_profile_names_bad_scores():
+    with pytest.raises(ValueError, match="scores must be finite"):
+        stats.performance_profile([1.0, float("nan")], [0.5])
