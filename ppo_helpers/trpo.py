@@ -7,8 +7,9 @@ mean KL(pi_old || pi_theta) <= delta. Near theta_old the KL is 0.5 s^T F s,
 with F the Fisher matrix (the Hessian of the mean KL at theta_old), so the
 step is s = sqrt(2 delta / (x^T F x)) x with x = F^-1 g, found by conjugate
 gradient from products F v alone, then shrunk until the true KL and surrogate
-are acceptable. Everything here works on any policy's list of parameters;
-P is the number of entries in that list, theta the parameters flattened to (P,).
+are acceptable. Everything here works on any policy's list of weight tensors,
+``weights`` (P entries in all), theta being the weights flattened to (P,); the
+distribution parameters of a batch of states are ``params``, as in ``networks``.
 ``trpo_update`` puts them together as an update step for ``run.train``.
 """
 
@@ -30,7 +31,7 @@ from ppo_helpers.rollout import RolloutBatch
 
 def flat_grad(
     output: Tensor,
-    params: Sequence[Tensor],
+    weights: Sequence[Tensor],
     *,
     retain_graph: bool | None = None,
     create_graph: bool = False,
@@ -44,21 +45,21 @@ def flat_grad(
     """
     grads = torch.autograd.grad(
         output,
-        params,
+        weights,
         retain_graph=retain_graph,
         create_graph=create_graph,
         allow_unused=True,
     )
     flat = [
         (torch.zeros_like(p) if g is None else g).reshape(-1)
-        for g, p in zip(grads, params, strict=True)
+        for g, p in zip(grads, weights, strict=True)
     ]
     return torch.cat(flat)
 
 
 def fisher_vector_product(
     kl_fn: Callable[[], Tensor],
-    params: Sequence[Tensor],
+    weights: Sequence[Tensor],
     vector: Tensor,
     damping: float,
 ) -> Tensor:
@@ -78,8 +79,8 @@ def fisher_vector_product(
     """
     check_range("damping", damping, 0)
     vector = vector.detach()
-    grad_kl = flat_grad(kl_fn(), params, create_graph=True)
-    return flat_grad(grad_kl @ vector, params) + damping * vector
+    grad_kl = flat_grad(kl_fn(), weights, create_graph=True)
+    return flat_grad(grad_kl @ vector, weights) + damping * vector
 
 
 def conjugate_gradient(
@@ -147,7 +148,7 @@ def _check_line_search_args(
 
 
 def backtracking_line_search(
-    params: Iterable[Tensor],
+    weights: Iterable[Tensor],
     full_step: Tensor,
     evaluate: Callable[[], tuple[Tensor, Tensor]],
     max_kl: float,
@@ -172,26 +173,26 @@ def backtracking_line_search(
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
     _check_line_search_args(max_kl, max_backtracks, backtrack_coef)
-    params = list(params)
-    old_flat = parameters_to_vector(params).detach().clone()
+    weights = list(weights)
+    old_flat = parameters_to_vector(weights).detach().clone()
     with torch.no_grad():
         result = LineSearchResult(False, 0.0, float(evaluate()[0]), 0.0)
         try:
             for j in range(max_backtracks):
                 fraction = backtrack_coef**j
-                vector_to_parameters(old_flat + fraction * full_step, params)
+                vector_to_parameters(old_flat + fraction * full_step, weights)
                 surrogate, kl = (float(t) for t in evaluate())
                 if surrogate > result.surrogate and kl <= max_kl:
                     result = LineSearchResult(True, fraction, surrogate, kl)
                     break
         finally:  # also on an exception: never leave theta at a rejected point
             if not result.accepted:
-                vector_to_parameters(old_flat, params)
+                vector_to_parameters(old_flat, weights)
     return result
 
 
 def natural_gradient_step(
-    params: Sequence[Tensor],
+    weights: Sequence[Tensor],
     surrogate_fn: Callable[[], Tensor],
     kl_fn: Callable[[], Tensor],
     max_kl: float,
@@ -218,10 +219,10 @@ def natural_gradient_step(
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
     check_range("max_kl", max_kl, 0, low_inclusive=False)
-    g = ranks.average(flat_grad(surrogate_fn(), params))
+    g = ranks.average(flat_grad(surrogate_fn(), weights))
 
     def fvp(v: Tensor) -> Tensor:
-        return ranks.average(fisher_vector_product(kl_fn, params, v, damping))
+        return ranks.average(fisher_vector_product(kl_fn, weights, v, damping))
 
     x = conjugate_gradient(fvp, g, cg_iters)
     x_fx = x @ fvp(x)
@@ -231,7 +232,7 @@ def natural_gradient_step(
 
 
 def trpo_step(
-    params: Iterable[Tensor],
+    weights: Iterable[Tensor],
     surrogate_fn: Callable[[], Tensor],
     kl_fn: Callable[[], Tensor],
     max_kl: float,
@@ -241,19 +242,19 @@ def trpo_step(
     max_backtracks: int = 10,
     backtrack_coef: float = 0.5,
 ) -> LineSearchResult:
-    """One TRPO update of ``params`` in place: natural step, then line search.
+    """One TRPO update of ``weights`` in place: natural step, then line search.
 
     Arguments as in ``natural_gradient_step`` and ``backtracking_line_search``;
     returns the line search's ``LineSearchResult``.
 
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
-    params = list(params)
+    weights = list(weights)
     full_step = natural_gradient_step(
-        params, surrogate_fn, kl_fn, max_kl, damping=damping, cg_iters=cg_iters
+        weights, surrogate_fn, kl_fn, max_kl, damping=damping, cg_iters=cg_iters
     )
     return backtracking_line_search(
-        params,
+        weights,
         full_step,
         lambda: (surrogate_fn(), kl_fn()),
         max_kl,
@@ -357,9 +358,9 @@ def trpo_update(
     with torch.no_grad():
         surrogate_before = evaluate()[0].item()
     # trpo_step, in its two parts: the full step is needed for predicted_kl
-    params = list(actor.parameters())
+    weights = list(actor.parameters())
     full_step = natural_gradient_step(
-        params,
+        weights,
         surrogate_fn,
         kl_fn,
         max_kl,
@@ -368,7 +369,7 @@ def trpo_update(
         ranks=ranks,
     )
     search = backtracking_line_search(
-        params,
+        weights,
         full_step,
         evaluate,
         max_kl,
