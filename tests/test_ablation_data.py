@@ -101,3 +101,27 @@ def test_committed_sweep_names_its_command_versions_and_machine():
     assert meta["finished_runs"] == len(rows)
     assert meta["tasks"] == sweep_script().TASKS
     assert meta["total_wall_s"] > 0
+
+
+def test_committed_paper_budget_runs_cover_their_plan_on_reporting_seeds():
+    script = sweep_script()
+    names = script.file_names(script.PAPER_BUDGET_PREFIX)
+    columns, rows = read(names["runs"])
+    assert tuple(columns) == script.COLUMNS
+    plan = {
+        (task, setting, seed)
+        for task in script.PAPER_BUDGET_TASKS
+        for setting in script.PAPER_BUDGET_SETTINGS
+        for seed in script.PAPER_BUDGET_SEEDS
+    }
+    assert sorted(script.key(r) for r in rows) == sorted(plan)
+    assert min(script.PAPER_BUDGET_SEEDS) >= 100  # seeds that chose nothing
+    meta = json.loads((DATA / names["meta"]).read_text())
+    assert meta["command"].endswith("--paper-budget")
+    assert meta["tasks"] == script.PAPER_BUDGET_TASKS
+    # every update's point, up to the first update at or past the budget
+    _, curves = read(names["curves"])
+    for key in plan:
+        last = -(-script.PAPER_BUDGET_TASKS[key[0]] // 2048) * 2048
+        steps = [int(c["env_steps"]) for c in curves if script.key(c) == key]
+        assert steps == list(range(2048, last + 1, 2048)), key
