@@ -114,7 +114,10 @@ class TrainResult:
         finished = np.searchsorted(
             ends, [u["env_steps"] for u in self.updates], "right"
         )
-        return [mean_return(returns[:done]) for done in finished]
+        return [
+            mean_return(returns[max(0, done - SOLVED_WINDOW) : done])
+            for done in finished
+        ]
 
 
 def solved_threshold(cfg: PPOConfig) -> float | None:

@@ -160,8 +160,11 @@ def given_config(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
-def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]:
-    """The run's config, the checkpoint to resume from and its episode log.
+def _config(
+    args: argparse.Namespace,
+) -> tuple[ppo.PPOConfig, Path | None, list, int]:
+    """The run's config, the checkpoint to resume from, its episode log and env
+    steps (0 for a new run).
 
     A new run starts from ``PPOConfig.for_env`` (the Box defaults for Box
     actions). When resuming, the checkpoint's config is the base and flags given
@@ -170,7 +173,7 @@ def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]
     """
     given = given_config(args)
     if not args.resume:
-        return ppo.PPOConfig.for_env(**given), None, []
+        return ppo.PPOConfig.for_env(**given), None, [], 0
     if args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir")
     path, state = checkpoint.load_latest(args.checkpoint_dir)
@@ -181,17 +184,21 @@ def _config(args: argparse.Namespace) -> tuple[ppo.PPOConfig, Path | None, list]
             f"{path} has an unusable config: {err}"
         ) from None
     check_resume_config(state, cfg, path)
-    return cfg, path, [Episode(*e) for e in state["episodes"]]
+    return cfg, path, [Episode(*e) for e in state["episodes"]], state["env_steps"]
 
 
 def _open_outputs(
-    args: argparse.Namespace, cfg: ppo.PPOConfig, episodes: list, ranks: Ranks
+    args: argparse.Namespace,
+    cfg: ppo.PPOConfig,
+    episodes: list,
+    env_steps: int,
+    ranks: Ranks,
 ) -> Outputs:
     """Check the checkpoint folder and open every output before any training.
 
     Files are rank 0's (``on_rank0``: an error there stops every rank); every
     rank gets a progress line, shown on rank 0 only. A resumed run's outputs
-    start from the checkpoint's ``episodes``.
+    start from the checkpoint's ``episodes`` and ``env_steps``.
     """
     files = []
 
@@ -203,7 +210,6 @@ def _open_outputs(
                 raise OSError(
                     f"cannot write --checkpoint-dir {args.checkpoint_dir}: {err}"
                 ) from None
-        env_steps = episodes[-1].env_steps if episodes else 0
         for flag, make in (
             ("log", lambda path: CSVLog(path, episodes)),
             ("tensorboard", lambda path: TensorBoard(path, env_steps)),
@@ -213,12 +219,11 @@ def _open_outputs(
                 continue
             try:
                 files.append(make(path))
-            except OSError as err:
+            except (OSError, ImportError) as err:
                 Outputs(*files).close()
+                if isinstance(err, ImportError):  # a missing optional package
+                    raise ValueError(f"--{flag}: {err}") from None
                 raise OSError(f"cannot write --{flag} {path}: {err}") from None
-            except ImportError as err:
-                Outputs(*files).close()
-                raise ValueError(f"--{flag}: {err}") from None
 
     on_rank0(ranks, open_files)
     quiet = args.quiet or ranks.rank > 0
@@ -235,9 +240,9 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
     check_range("checkpoint_every", args.checkpoint_every, 1)
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
-    cfg, resume_path, episodes = on_rank0(ranks, lambda: _config(args))
+    cfg, resume_path, episodes, resume_steps = on_rank0(ranks, lambda: _config(args))
     env_spaces(cfg.env_id)
-    outputs = _open_outputs(args, cfg, episodes, ranks)
+    outputs = _open_outputs(args, cfg, episodes, resume_steps, ranks)
     torch.set_num_threads(args.threads)
     try:
         result = train(
