@@ -5,7 +5,8 @@ on Pendulum-v1 (300k env steps, solved at a last-100 mean of -200, which its
 spec does not set) and LunarLanderContinuous-v3 (500k steps, solved at its
 spec's 200), seeds 0-2, two runs at a time (one per core), each followed by a
 deterministic evaluation over 100 episodes. Prints one table per task, checks
-the targets, and writes ``benchmarks/results/continuous.{json,md}``.
+the targets, and writes ``continuous.{json,md}`` and every run's learning
+curve (``ENV/seed{N}.csv``) to ``--out`` (``benchmarks/results/``).
 
     python benchmarks/continuous.py
     python benchmarks/continuous.py --seeds 0 -- --learning-rate 3e-4
@@ -17,7 +18,6 @@ their wall times are not comparable with a run alone.
 import argparse
 import json
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +44,7 @@ def run_task(env_id: str, seeds: list[int], args, extra: list[str], pool) -> dic
     if solved is not None:
         flags += ["--solved-return", str(solved)]
     task_args = argparse.Namespace(
-        total_steps=total_steps, eval_episodes=args.eval_episodes
+        total_steps=total_steps, eval_episodes=args.eval_episodes, eval_every=0
     )
 
     def one_seed(seed: int) -> dict:
@@ -57,9 +57,9 @@ def run_task(env_id: str, seeds: list[int], args, extra: list[str], pool) -> dic
         )
         return summary
 
-    with tempfile.TemporaryDirectory() as folder:
-        logs = Path(folder)
-        runs = list(pool.map(one_seed, seeds))
+    logs = args.out / env_id  # every run's learning curve, seed{N}.csv
+    logs.mkdir(parents=True, exist_ok=True)
+    runs = list(pool.map(one_seed, seeds))
     keys = [key for key, _, _ in COLUMNS if key != "seed"]
     return {
         "runs": runs,

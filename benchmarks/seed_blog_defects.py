@@ -1,6 +1,6 @@
 """What each of the seed blog's defects costs the book's PPO, one at a time.
 
-Chapter 8 runs the blog's algorithm as a whole. This script adds each of its
+Chapter 9 runs the blog's algorithm as a whole. This script adds each of its
 defects alone to the book's default PPO on LunarLander-v3 and trains it on the
 reporting seeds (CONTRIBUTING.md, "Seeds"), with the defaults' budget:
 

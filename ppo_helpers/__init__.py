@@ -12,7 +12,7 @@ from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 4. a run: ``run`` (the loop, its state, resume), ``checkpoint``;
 5. the fronts: ``train`` (command line), ``distributed`` (the same under
    torchrun), ``outputs`` (CSV log, progress line, TensorBoard), ``plotting``,
-   ``book``, ``budget``, ``ablation`` (chapter 6's comparison of objectives).
+   ``book``, ``budget``, ``ablation`` (chapter 7's comparison of objectives).
 
 The names below are the public API; ``from ppo_helpers import train`` and the
 like import the modules themselves.

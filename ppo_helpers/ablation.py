@@ -1,4 +1,4 @@
-"""The PPO paper's comparison of surrogate objectives, re-run (chapter 6).
+"""The PPO paper's comparison of surrogate objectives, re-run (chapter 7).
 
 Schulman et al. (2017), section 6.1 and Table 1, compare eleven settings of the
 policy objective: no clipping or penalty (plain ``L^CPI``), ``L^CLIP`` at three
@@ -74,7 +74,7 @@ PAPER_HYPERPARAMETERS = dict(
     scale_rewards=False,
     value_clip=0.0,
 )
-"""The paper's Table 3 (MuJoCo) in ``PPOConfig`` fields; see chapter 6 for the
+"""The paper's Table 3 (MuJoCo) in ``PPOConfig`` fields; see chapter 7 for the
 choices the paper leaves open (observation normalisation, gradient clipping)."""
 
 

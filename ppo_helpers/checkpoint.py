@@ -1,4 +1,4 @@
-"""Checkpoints that resume a run exactly, even after ``kill -9`` (chapter 8).
+"""Checkpoints that resume a run exactly, even after ``kill -9`` (chapter 9).
 
 A checkpoint is one file, written between two updates (never in the middle of
 a rollout). It holds everything that changes while PPO trains:
@@ -7,7 +7,7 @@ a rollout). It holds everything that changes while PPO trains:
   (two ``state_dict``s), and the env's spaces that the network was built for;
 * ``beta``, the step counter, the config, the episode log and the update
   diagnostics so far;
-* per rank (one in a single process; chapter 7 runs several): torch's random
+* per rank (one in a single process; chapter 8 runs several): torch's random
   number generator state (action sampling, minibatch order), the reward
   scaler's running statistics and the environments.
 

@@ -1,4 +1,4 @@
-"""Distributed PPO on torch.distributed, launched by torchrun (chapter 7).
+"""Distributed PPO on torch.distributed, launched by torchrun (chapter 8).
 
     torchrun --nproc-per-node 2 -m ppo_helpers.distributed -- \\
         --env LunarLander-v3 --num-envs 8 --log run.csv --checkpoint-dir ckpt/
@@ -118,7 +118,7 @@ def in_threads(world_size: int, fn) -> list:
 
     Each thread's ``Ranks`` averages and gathers through shared slots and a
     barrier instead of a process group: a quick way to check that code built on
-    ``Ranks`` takes the same steps on every rank (chapter 7, the tests). The
+    ``Ranks`` takes the same steps on every rank (chapter 8, the tests). The
     first exception of any rank is re-raised here, after the others were
     released from the barrier.
     """

@@ -103,7 +103,7 @@ def make_vector_env(
     return ``"r"`` and length ``"l"``, masked by ``info["_episode"]``.
     A ``SyncVectorEnv`` because on 2 cores the process overhead of
     ``AsyncVectorEnv`` costs more than it saves for LunarLander (36k vs 10k steps/s).
-    ``wrapper``, if given, wraps each copy (``checkpoint.ReplayEpisodes``, chapter 8).
+    ``wrapper``, if given, wraps each copy (``checkpoint.ReplayEpisodes``, chapter 9).
     """
     check_range("num_envs", num_envs, 1)
     check_env_id(env_id)

@@ -126,9 +126,11 @@ class GaussianActor(nn.Module):
     """pi(.|s) = N(mu(s), diag(sigma^2)), the PPO paper's continuous policy.
 
     The mean comes from a tanh MLP; log sigma is one learned vector shared by
-    all states (state-independent), starting at ``log_std_init``. ``params``
-    (B, 2A) holds the mean and log sigma side by side; actions are float32 of
-    shape (B, A).
+    all states (state-independent), starting at ``log_std_init``. With
+    ``state_dependent_std`` the MLP outputs log sigma(s) too, from a second
+    block of A outputs whose bias starts at ``log_std_init`` (chapter 6
+    compares the two). ``params`` (B, 2A) holds the mean and log sigma side by
+    side; actions are float32 of shape (B, A).
 
     The sampled action u is unbounded, and so is the action the updates see.
     Only on its way to the env (``env_action``) does it meet the action space's
@@ -153,19 +155,27 @@ class GaussianActor(nn.Module):
         hidden,
         log_std_init: float = 0.0,
         squash: str = "clip",
+        state_dependent_std: bool = False,
     ):
         super().__init__()
         if squash not in self.SQUASHES:
             raise ValueError(f"squash must be one of {self.SQUASHES}, got {squash!r}")
         self.squash = squash
         action_dim = action_space.shape[0]
-        self.net = mlp([obs_dim, *hidden, action_dim], out_gain=0.01)
-        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+        self.state_dependent_std = state_dependent_std
+        if state_dependent_std:
+            self.net = mlp([obs_dim, *hidden, 2 * action_dim], out_gain=0.01)
+            nn.init.constant_(self.net[-1].bias[action_dim:], float(log_std_init))
+        else:
+            self.net = mlp([obs_dim, *hidden, action_dim], out_gain=0.01)
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
         self.register_buffer("low", torch.as_tensor(action_space.low))
         self.register_buffer("high", torch.as_tensor(action_space.high))
         self.action_shape, self.action_dtype = (action_dim,), torch.float32
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.state_dependent_std:
+            return self.net(obs)  # mean and log sigma(s), side by side
         mean = self.net(obs)
         return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
 
@@ -210,7 +220,7 @@ class ObservationNormalizer(nn.Module):
     to ``update``. They are buffers, so they live in the agent's ``state_dict``:
     in checkpoints, in saved agents and in ``evaluate``. ``train`` updates them
     between iterations only, so a rollout and the update that learns from it see
-    the same normalisation (chapter 5).
+    the same normalisation (chapters 5 and 6).
     """
 
     def __init__(self, obs_dim: int, clip: float = 10.0):
@@ -252,8 +262,9 @@ class ActorCritic(nn.Module):
     ``GaussianActor``. Actor and critic share no weights, so the large value
     gradients cannot disturb the policy's features (chapter 5). With
     ``norm_obs`` both see observations through an ``ObservationNormalizer``.
-    ``log_std_init`` is a Gaussian actor's starting log sigma and
-    ``action_squash`` how it meets the bounds (``GaussianActor``).
+    ``log_std_init`` is a Gaussian actor's starting log sigma,
+    ``action_squash`` how it meets the bounds and ``state_dependent_std``
+    whether sigma depends on the state (``GaussianActor``).
     """
 
     def __init__(
@@ -264,6 +275,7 @@ class ActorCritic(nn.Module):
         norm_obs: bool = False,
         log_std_init: float = 0.0,
         action_squash: str = "clip",
+        state_dependent_std: bool = False,
     ):
         super().__init__()
         obs_dim = observation_space.shape[0]
@@ -271,7 +283,12 @@ class ActorCritic(nn.Module):
         self.actor: Actor
         if isinstance(action_space, gym.spaces.Box):
             self.actor = GaussianActor(
-                obs_dim, action_space, hidden, log_std_init, action_squash
+                obs_dim,
+                action_space,
+                hidden,
+                log_std_init,
+                action_squash,
+                state_dependent_std,
             )
         else:
             self.actor = CategoricalActor(obs_dim, action_space, hidden)

@@ -118,7 +118,7 @@ def kl_hinge(
 
     ``mean_kl`` is the scalar mean KL(pi_old || pi_theta) of a minibatch. Zero
     (and flat) while the KL stays within ``start`` times the target, then a
-    steep quadratic wall (Heess et al. 2017; eq. ``ch7-dppo`` in chapter 7).
+    steep quadratic wall (Heess et al. 2017; eq. ``ch7-dppo`` in chapter 8).
     """
     check_range("kl_target", kl_target, 0, low_inclusive=False)
     return coef * torch.clamp(mean_kl - start * kl_target, min=0) ** 2

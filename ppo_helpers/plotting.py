@@ -1,4 +1,4 @@
-"""Live training plots that redraw in place (chapter 8), and the book's colours.
+"""Live training plots that redraw in place (chapter 9), and the book's colours.
 
 In a notebook, ``LivePlot`` keeps one figure and replaces its image through a
 display handle; executed notebooks (Jupyter Book, nbval) store only the final
@@ -28,7 +28,7 @@ COLORS = {
     "clip": "#1f77b4",
     "unclipped": "#d62728",
     "seed_blog": "#8c564b",
-    "sb3": "#e6550d",  # Stable-Baselines3, beside the book's PPO (chapter 8)
+    "sb3": "#e6550d",  # Stable-Baselines3, beside the book's PPO (chapter 9)
     "ppo": "#1f77b4",
     "target": "#2ca02c",
     "approx_kl": "#9467bd",
@@ -41,6 +41,10 @@ COLORS = {
     "per_network_grad_clip": "#bcbd22",
     "no_adv_norm": "#843c39",
     "no_lr_anneal": "#393b79",
+    # Chapter 6: the continuous-action choices beside BOX_DEFAULTS ("ppo").
+    "state_sigma": "#d62728",
+    "tanh_squash": "#ff7f0e",
+    "no_norm_obs": "#9467bd",
 }
 
 DIAGNOSTICS = ("approx_kl", "clip_fraction", "entropy")
@@ -115,7 +119,7 @@ class LivePlot:
     frames, so the cost of watching can be reported; ``max_overhead`` (0.05 by
     default) caps ``redraw_s`` at that fraction of the time since the plot was
     made, plus at most one frame. ``diagnostics=False`` leaves out the panel of
-    update diagnostics, for a run watched through its episode log (chapter 7).
+    update diagnostics, for a run watched through its episode log (chapter 8).
     """
 
     def __init__(

@@ -5,7 +5,7 @@ range are written once, in ``knob``, and read by ``__post_init__``, the command
 line's ``--help`` and the book's config table. ``update`` is one PPO update,
 assembled from ``objectives`` and the actor interface of ``networks``; the run
 around it (rollouts, checkpoints, resume) is ``ppo_helpers.run``. ``Ranks``
-says how the processes of a distributed run (chapter 7) share tensors; one
+says how the processes of a distributed run (chapter 8) share tensors; one
 process is ``SINGLE``.
 """
 
@@ -95,6 +95,9 @@ class PPOConfig:
     log_std_init: float = knob(0.0, "Initial log sigma of a Gaussian policy (Box)")
     action_squash: str = knob(
         "clip", "How a Gaussian's action meets the Box bounds", OneOf(("clip", "tanh"))
+    )
+    state_dependent_std: bool = knob(
+        False, "A Gaussian's log sigma from its net per state; False: one vector"
     )
     hidden: tuple[int, ...] = knob((64, 64), "Hidden sizes of both nets", AT_LEAST_1)
     solved_return: float | None = knob(None, "Last-100 mean that solves; None: spec's")
@@ -199,7 +202,7 @@ def update(
     ``dppo`` stops the update at the first minibatch whose KL from pi_old, before
     its step, exceeds ``objectives.DPPO_STOP`` times ``kl_target``, and takes no
     step on it (Heess et al. 2017's worker loop breaks before the gradient).
-    With ``ranks`` of several processes (chapter 7), each rank passes its own
+    With ``ranks`` of several processes (chapter 8), each rank passes its own
     batch; gradients, advantage moments, the early-stop KL and the diagnostics
     are averaged over ranks, so every rank takes the same steps and decisions.
     """

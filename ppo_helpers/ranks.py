@@ -1,4 +1,4 @@
-"""The processes that train one agent together, and what they share (chapter 7).
+"""The processes that train one agent together, and what they share (chapter 8).
 
 ``Ranks`` is how a rank talks to the others: an all-reduce mean and a gather.
 ``SINGLE`` is one process, where both are the identity; ``distributed``

@@ -1,8 +1,8 @@
-"""A PPO run: its state, the training loop, checkpoints and resume (chapters 2-5, 8).
+"""A PPO run: its state, the training loop, checkpoints and resume (chapters 2-5, 9).
 
 ``train`` collects a rollout, scales rewards, computes GAE advantages and calls
 an update step (``ppo.update`` by default, TRPO's in chapter 2), again and
-again, in one process or, with ``ranks`` (chapter 7), in several. It writes
+again, in one process or, with ``ranks`` (chapter 8), in several. It writes
 checkpoints that resume exactly (``checkpoint`` explains how) and reports
 through a callback; ``python -m ppo_helpers.train`` is its command line.
 ``load_agent`` rebuilds a trained agent from a checkpoint.
@@ -159,6 +159,7 @@ class RunState:
             cfg.norm_obs,
             cfg.log_std_init,
             cfg.action_squash,
+            cfg.state_dependent_std,
         )
         if ranks.rank > 0:
             torch.manual_seed(
@@ -236,6 +237,7 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
         state["config"]["norm_obs"],
         # checkpoints written before the field existed clipped their actions
         action_squash=state["config"].get("action_squash", "clip"),
+        state_dependent_std=state["config"].get("state_dependent_std", False),
     )
     agent.load_state_dict(state["agent"])
     return agent
@@ -343,11 +345,11 @@ def train(
     update (the newest ``checkpoint.KEEP`` are kept). ``resume=True`` continues
     from the newest checkpoint there (or ``resume`` names the file): the run
     then ends with exactly the weights and episode log of an uninterrupted run
-    (chapter 8). ``cfg`` must equal the checkpoint's config except for
+    (chapter 9). ``cfg`` must equal the checkpoint's config except for
     ``RESUMABLE_CHANGES``, so a finished run can also be extended.
 
     With ``ranks`` of several processes (``ppo_helpers.distributed``, chapter
-    7) every rank calls ``train`` with the same arguments; each steps its own
+    8) every rank calls ``train`` with the same arguments; each steps its own
     envs, the update averages over ranks, and only rank 0 reads and writes
     checkpoints, which hold every rank's state.
     """

@@ -50,7 +50,7 @@ class RewardScaler:
         """Scaled copy of ``rewards`` (T, N); ``episode_ends`` (T, N) resets G.
 
         ``merge(count, mean, var)`` may replace this batch's moments of G by
-        those of every rank's batch together (``run``, chapter 7), so that all
+        those of every rank's batch together (``run``, chapter 8), so that all
         ranks divide by the same std and the critic sees one scale.
         """
         # A loop over T steps of small-array arithmetic: NumPy does each step in

@@ -1,4 +1,4 @@
-"""Aggregates over runs, with intervals (chapters 5, 6 and 8; "How we measure").
+"""Aggregates over runs, with intervals (chapters 5, 6, 7 and 9; "How we measure").
 
 Every aggregate the book reports over training runs comes from rliable
 (Agarwal et al. 2021): the interquartile mean (IQM, the mean of the middle

@@ -1,4 +1,4 @@
-"""Command line: train PPO, log every episode, checkpoint, resume (chapter 8).
+"""Command line: train PPO, log every episode, checkpoint, resume (chapter 9).
 
     python -m ppo_helpers.train --env LunarLander-v3 --seed 0 \\
         --total-steps 1000000 --log run.csv --checkpoint-dir ckpt/

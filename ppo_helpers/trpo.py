@@ -283,7 +283,7 @@ def trpo_update(
 
     Fits ``run.train``'s ``update_fn``; bind the TRPO hyperparameters first, e.g.
     ``functools.partial(trpo_update, max_kl=0.01)``. ``beta`` is accepted for that
-    signature and ignored. With ``ranks`` of several processes (chapter 7), each
+    signature and ignored. With ``ranks`` of several processes (chapter 8), each
     rank passes its own batch, all of one size; the advantage moments, the
     natural gradient's g and F v, the line search's L^CPI and KL, the critic's
     gradients and the diagnostics are averaged over ranks, so every rank takes

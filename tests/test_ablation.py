@@ -1,4 +1,4 @@
-"""Chapter 6: the paper's Table 1 settings and its score normalisation."""
+"""Chapter 7: the paper's Table 1 settings and its score normalisation."""
 
 import gymnasium as gym
 import numpy as np

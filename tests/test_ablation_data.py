@@ -1,4 +1,4 @@
-"""Chapter 6's committed sweep (book/data): the schema that
+"""Chapter 7's committed sweep (book/data): the schema that
 benchmarks/objective_ablation.py writes, and every task x setting x seed."""
 
 import csv

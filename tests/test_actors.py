@@ -25,6 +25,10 @@ SPACES = {
         partial(GaussianActor, squash="tanh"),
         gym.spaces.Box(-1.0, 2.0, (3,), np.float32),
     ),
+    "gaussian, state-dependent sigma": (
+        partial(GaussianActor, state_dependent_std=True),
+        gym.spaces.Box(-1.0, 2.0, (3,), np.float32),
+    ),
 }
 
 
@@ -142,3 +146,24 @@ def test_an_unknown_squash_is_refused_by_name():
     space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     with pytest.raises(ValueError, match=r"squash must be one of \('clip', 'tanh'\)"):
         GaussianActor(OBS_DIM, space, (16,), squash="sigmoid")
+
+
+@pytest.mark.parametrize("state_dependent", [False, True])
+def test_sigma_starts_at_log_std_init_and_varies_with_the_state_only_if_asked(
+    state_dependent,
+):
+    space = gym.spaces.Box(-1.0, 2.0, (3,), np.float32)
+    torch.manual_seed(0)
+    actor = GaussianActor(
+        OBS_DIM, space, (16,), log_std_init=-0.5, state_dependent_std=state_dependent
+    )
+    log_std = params_of(actor).chunk(2, dim=-1)[1]
+    # at the start the head's weights have gain 0.01: log sigma(s) is -0.5 plus
+    # a small term, exactly -0.5 for the free vector
+    assert torch.allclose(log_std, torch.full_like(log_std, -0.5), atol=0.05)
+    with torch.no_grad():  # train the weights away from the start
+        for p in actor.parameters():
+            p.add_(torch.randn_like(p))
+    log_std = params_of(actor).chunk(2, dim=-1)[1]
+    spread = (log_std.max(0).values - log_std.min(0).values).max().item()
+    assert (spread > 0.1) if state_dependent else (spread == 0.0)

@@ -160,7 +160,7 @@ def test_a_doc_link_without_text_shows_the_page_title_as_sphinx_does():
     book = load_book(ROOT)
     assert book.titles["book/measure"] == "How we measure"
     assert book.titles["notebooks/05_gae_and_details"].startswith("GAE")
-    chapter = Chapter(book, "notebooks/08_lunarlander", {})
+    chapter = Chapter(book, "notebooks/09_lunarlander", {})
     assert chapter.cell("See {doc}`../book/measure`.") == (
         f"See [How we measure]({book.url}book/measure.html)."
     )

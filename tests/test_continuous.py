@@ -282,3 +282,11 @@ def test_the_gaussian_starts_at_log_std_init_in_a_network_and_in_a_run():
     assert first["entropy"] == pytest.approx(
         0.5 * math.log(2 * math.pi * math.e) - 0.5, abs=0.1
     )
+
+
+def test_a_state_dependent_sigma_run_saves_and_reloads_its_head(tmp_path):
+    cfg = pendulum_config(total_steps=400, state_dependent_std=True)
+    result = run.train(cfg, checkpoint_dir=tmp_path)
+    assert not hasattr(result.agent.actor, "log_std")
+    saved = run.load_agent(checkpoint.latest(tmp_path))
+    assert saved.actor.state_dependent_std and same_weights(saved, result.agent)

@@ -1,4 +1,4 @@
-"""Distributed PPO (chapter 7): the update on several ranks is the update on
+"""Distributed PPO (chapter 8): the update on several ranks is the update on
 their union, DPPO's rule and hinge, and torchrun runs that log, resume, span
 two "nodes" and stop when a rank dies.
 

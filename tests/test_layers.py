@@ -29,7 +29,7 @@ LAYERS = {
     "plotting": 5,
     "book": 5,
     "budget": 5,
-    "ablation": 5,  # chapter 6's sweep, built on run
+    "ablation": 5,  # chapter 7's sweep, built on run
 }
 PACKAGE = Path(ppo_helpers.__file__).parent
 

@@ -1,4 +1,4 @@
-"""LivePlot (chapter 8): what it draws, and that watching stays within its budget.
+"""LivePlot (chapter 9): what it draws, and that watching stays within its budget.
 
 No kernel is needed: ``IPython.display.display`` is replaced by a recorder and
 the plot's clock by a fake one, so the time budget is tested exactly.

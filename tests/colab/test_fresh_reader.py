@@ -25,7 +25,7 @@ from colab_notebooks import convert, load_book, myst_leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCH_WHERE = "import torch; print(torch.__file__, torch.__version__)"
-NOTEBOOK = ROOT / os.environ.get("COLAB_NOTEBOOK", "notebooks/08_lunarlander.ipynb")
+NOTEBOOK = ROOT / os.environ.get("COLAB_NOTEBOOK", "notebooks/09_lunarlander.ipynb")
 
 
 def run(cmd, **kwargs):
