@@ -73,7 +73,9 @@ def profile_once(cfg: ppo.PPOConfig) -> dict[str, float]:
     run.batch_gae = timed(totals, "advantages", batch_gae)
     run.RewardScaler.scale = timed(totals, "advantages", scale)
     try:
-        run.train(cfg, on_update, update_fn=timed(totals, "update", ppo.update))
+        algorithm = ppo.PPO(cfg)
+        algorithm.update = timed(totals, "update", algorithm.update)
+        run.train(cfg, on_update, algorithm)
     finally:
         run.collect, run.batch_gae, run.RewardScaler.scale = collect, batch_gae, scale
     iterations = len(marks) - 1

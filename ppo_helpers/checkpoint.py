@@ -46,7 +46,7 @@ import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 FORMAT = "ppo_helpers.checkpoint"
-VERSION = 3
+VERSION = 4  # 4: the algorithm's state under "algorithm" (was "beta")
 KEEP = 3
 """Checkpoints kept in a folder; older ones are deleted after each save."""
 
@@ -271,7 +271,8 @@ def load(path: str | os.PathLike) -> dict:
     if state.get("version") != VERSION:
         raise CheckpointError(
             f"{path} is checkpoint format version {state.get('version')!r}; "
-            f"this ppo_helpers reads version {VERSION}"
+            f"this ppo_helpers reads version {VERSION}: resume it with the "
+            "ppo_helpers that wrote it, or start the run again"
         )
     return state
 

@@ -14,7 +14,14 @@ Symbol      Shape  Description
 ``beta``    ()     KL penalty coefficient, > 0
 ``d_targ``  ()     target KL per update for the adaptive-beta rule, > 0
 ==========  =====  ===============================================================
+
+``OBJECTIVES`` is the table that PPO's update reads: for each surrogate
+objective, its loss, the rule that adapts its beta and the KL at which it stops
+an update. A new objective is one loss function and one entry there.
 """
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -170,3 +177,51 @@ def approx_kl(logratio: torch.Tensor) -> torch.Tensor:
 def clip_fraction(ratio: torch.Tensor, clip_coef: float) -> torch.Tensor:
     """Scalar fraction of samples whose ratio lies outside [1-eps, 1+eps]."""
     return ((ratio - 1).abs() > clip_coef).float().mean()
+
+
+KL_NOT_COMPUTED = torch.tensor(float("nan"))
+"""The mean KL that a loss which needs no KL reports."""
+
+
+def clip_loss(ratio, adv, kl_fn, beta, settings):
+    return -clipped_surrogate(ratio, adv, settings.clip_coef).mean(), KL_NOT_COMPUTED
+
+
+def unclipped_loss(ratio, adv, kl_fn, beta, settings):
+    return -surrogate(ratio, adv).mean(), KL_NOT_COMPUTED
+
+
+def kl_penalty_loss(ratio, adv, kl_fn, beta, settings):
+    kl = kl_fn()
+    return -kl_penalty_objective(ratio, adv, kl, beta).mean(), kl.mean()
+
+
+def dppo_loss(ratio, adv, kl_fn, beta, settings):
+    loss, mean_kl = kl_penalty_loss(ratio, adv, kl_fn, beta, settings)
+    return loss + kl_hinge(mean_kl, settings.kl_target), mean_kl
+
+
+class Objective(NamedTuple):
+    """How PPO's update treats one surrogate objective.
+
+    ``loss(ratio, adv, kl_fn, beta, settings) -> (loss, mean KL)``: ``ratio``
+    and ``adv`` are (B,), ``kl_fn()`` gives KL_t (B,) when the loss needs it,
+    ``settings`` has ``clip_coef`` and ``kl_target`` (a ``PPOConfig``); the loss
+    is a scalar to minimise, and the mean KL a scalar (NaN when not computed).
+    ``adapt`` is the adaptive-beta rule (``adaptive_beta``'s tolerance and
+    factor), None if beta stays fixed; ``stop`` ends an update at the first
+    minibatch whose KL exceeds ``stop`` times ``kl_target``, None never.
+    """
+
+    loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    adapt: dict[str, float] | None = None
+    stop: float | None = None
+
+
+OBJECTIVES = {
+    "clip": Objective(clip_loss),  # L^CLIP, chapter 4
+    "kl_penalty": Objective(kl_penalty_loss, adapt=PPO_ADAPTIVE),  # chapter 3
+    "dppo": Objective(dppo_loss, adapt=DPPO_ADAPTIVE, stop=DPPO_STOP),  # chapter 8
+    "unclipped": Objective(unclipped_loss),  # L^CPI, chapter 1
+}
+"""Every objective of the book by name (``PPOConfig.objective``)."""

@@ -3,8 +3,10 @@
 ``PPOConfig`` holds every knob; each field's default, one-line doc and accepted
 range are written once, in ``knob``, and read by ``__post_init__``, the command
 line's ``--help`` and the book's config table. ``update`` is one PPO update,
-assembled from ``objectives`` and the actor interface of ``networks``; the run
-around it (rollouts, checkpoints, resume) is ``ppo_helpers.run``. ``Ranks``
+assembled from ``objectives`` (its table of surrogate objectives) and the actor
+interface of ``networks``; ``PPO`` is the algorithm that ``run.train`` takes,
+which owns beta and its adaptive rule. The run around it (rollouts,
+checkpoints, resume) is ``ppo_helpers.run``. ``Ranks``
 says how the processes of a distributed run (chapter 8) share tensors; one
 process is ``SINGLE``.
 """
@@ -24,7 +26,7 @@ from ppo_helpers.optim import explained_variance, gradient_step, minibatches
 from ppo_helpers.ranks import SINGLE, Ranks, advantage_moments
 from ppo_helpers.rollout import RolloutBatch
 
-OBJECTIVES = ("clip", "kl_penalty", "dppo", "unclipped")
+OBJECTIVES = tuple(objectives.OBJECTIVES)  # the names PPOConfig.objective accepts
 
 
 class OneOf(tuple):
@@ -160,27 +162,6 @@ there).
 """
 
 
-_KL_NOT_COMPUTED = torch.tensor(float("nan"))
-
-
-def surrogate_loss(cfg, ratio, adv, kl_fn, beta) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minus the mean of the objective ``cfg.objective`` names, and the mean KL_t.
-
-    ``kl_fn()`` is KL_t per sample; the objectives that need no KL return a
-    mean KL of NaN (not computed).
-    """
-    if cfg.objective == "clip":
-        objective = objectives.clipped_surrogate(ratio, adv, cfg.clip_coef)
-        return -objective.mean(), _KL_NOT_COMPUTED
-    if cfg.objective == "unclipped":
-        return -objectives.surrogate(ratio, adv).mean(), _KL_NOT_COMPUTED
-    kl = kl_fn()
-    loss = -objectives.kl_penalty_objective(ratio, adv, kl, beta).mean()
-    if cfg.objective == "dppo":
-        loss = loss + objectives.kl_hinge(kl.mean(), cfg.kl_target)
-    return loss, kl.mean()
-
-
 def update(
     agent: ActorCritic,
     optimizer: torch.optim.Optimizer,
@@ -199,13 +180,16 @@ def update(
     and after the update, the explained variance of the value targets and the
     number of gradient steps taken.
 
-    ``dppo`` stops the update at the first minibatch whose KL from pi_old, before
-    its step, exceeds ``objectives.DPPO_STOP`` times ``kl_target``, and takes no
-    step on it (Heess et al. 2017's worker loop breaks before the gradient).
+    The policy loss is ``cfg.objective``'s entry of ``objectives.OBJECTIVES``
+    at the given ``beta``. An objective with a ``stop`` (``dppo``) ends the
+    update at the first minibatch whose KL from pi_old, before its step, exceeds
+    ``stop`` times ``kl_target``, and takes no step on it (Heess et al. 2017's
+    worker loop breaks before the gradient).
     With ``ranks`` of several processes (chapter 8), each rank passes its own
     batch; gradients, advantage moments, the early-stop KL and the diagnostics
     are averaged over ranks, so every rank takes the same steps and decisions.
     """
+    objective = objectives.OBJECTIVES[cfg.objective]
     obs = batch.obs.flatten(0, 1)
     values_old = batch.values.flatten()
     returns = advantages.flatten() + values_old
@@ -240,7 +224,7 @@ def update(
                 adv_mean, adv_std = moments[i]
                 adv = (adv - adv_mean) / (adv_std + 1e-8)
             kl_fn = partial(agent.actor.kl, mb["params_old"], params)
-            policy_loss, mean_kl = surrogate_loss(cfg, ratio, adv, kl_fn, beta)
+            policy_loss, mean_kl = objective.loss(ratio, adv, kl_fn, beta, cfg)
             v_loss = objectives.value_loss(
                 agent.value(mb["obs"]),
                 mb["returns"],
@@ -249,9 +233,9 @@ def update(
             )
             entropy = entropy.mean()
             loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-            if cfg.objective == "dppo":  # the KL so far, before this step
+            if objective.stop is not None:  # the KL so far, before this step
                 kl_all = ranks.average(mean_kl.detach().reshape(1)).item()
-                stop = kl_all > objectives.DPPO_STOP * cfg.kl_target
+                stop = kl_all > objective.stop * cfg.kl_target
             if not stop:
                 gradient_step(loss, optimizer, groups, cfg.max_grad_norm, ranks)
                 steps += 1
@@ -283,3 +267,42 @@ def update(
     out = dict(zip(names, shared[:5], strict=True))
     out.update(kl=shared[5], explained_variance=shared[6], beta=beta, steps=steps)
     return out
+
+
+class PPO:
+    """PPO as ``run.train``'s algorithm: its config, its state and its update.
+
+    ``cfg`` gives the update's settings (``update`` reads them); ``beta`` is the
+    KL coefficient of the penalty objectives, starting at ``cfg.beta`` and, for
+    an objective with an ``adapt`` rule and ``cfg.adaptive_beta``, adapted from
+    the measured KL after every update (chapter 3). ``state_dict`` holds what a
+    checkpoint must keep: beta.
+    """
+
+    def __init__(self, cfg: PPOConfig):
+        self.cfg = cfg
+        self.objective = objectives.OBJECTIVES[cfg.objective]
+        self.beta = cfg.beta
+
+    def update(
+        self,
+        agent: ActorCritic,
+        optimizer: torch.optim.Optimizer,
+        batch: RolloutBatch,
+        advantages: torch.Tensor,
+        ranks: Ranks = SINGLE,
+    ) -> dict[str, float]:
+        """``update`` at the current beta, then beta's rule; the diagnostics
+        (their ``beta`` is the one this update used)."""
+        stats = update(agent, optimizer, batch, advantages, self.cfg, self.beta, ranks)
+        if self.objective.adapt is not None and self.cfg.adaptive_beta:
+            self.beta = objectives.adaptive_beta(
+                self.beta, stats["kl"], self.cfg.kl_target, **self.objective.adapt
+            )
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"beta": self.beta}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.beta = state["beta"]

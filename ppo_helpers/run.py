@@ -1,8 +1,8 @@
 """A PPO run: its state, the training loop, checkpoints and resume (chapters 2-5, 9).
 
-``train`` collects a rollout, scales rewards, computes GAE advantages and calls
-an update step (``ppo.update`` by default, TRPO's in chapter 2), again and
-again, in one process or, with ``ranks`` (chapter 8), in several. It writes
+``train`` collects a rollout, scales rewards, computes GAE advantages and hands
+them to an ``Algorithm`` (``ppo.PPO`` by default, ``trpo.TRPO`` in chapter 2),
+again and again, in one process or, with ``ranks`` (chapter 8), in several. It writes
 checkpoints that resume exactly (``checkpoint`` explains how) and reports
 through a callback; ``python -m ppo_helpers.train`` is its command line.
 ``load_agent`` rebuilds a trained agent from a checkpoint.
@@ -14,17 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from ppo_helpers import checkpoint, objectives
+from ppo_helpers import checkpoint
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import PPOConfig, update
+from ppo_helpers.ppo import PPO, PPOConfig
 from ppo_helpers.ranks import (
     SINGLE,
     Ranks,
@@ -32,17 +32,38 @@ from ppo_helpers.ranks import (
     merged_moments,
     on_rank0,
 )
-from ppo_helpers.rollout import batch_gae, collect
+from ppo_helpers.rollout import RolloutBatch, batch_gae, collect
 from ppo_helpers.scaling import RewardScaler
 
 SOLVED_WINDOW = 100
 # Fields that a resumed run may change: they do not alter what is trained.
 RESUMABLE_CHANGES = ("total_steps", "solved_return")
-# The objectives that adapt their KL coefficient, and the rule each uses.
-ADAPTIVE_RULES = {
-    "kl_penalty": objectives.PPO_ADAPTIVE,
-    "dppo": objectives.DPPO_ADAPTIVE,
-}
+
+
+class Algorithm(Protocol):
+    """What ``train`` asks of an algorithm (``ppo.PPO``, ``trpo.TRPO``).
+
+    ``update`` changes ``agent`` from one rollout's ``batch`` and its
+    ``advantages`` (T, N), averaging over ``ranks`` whatever it computes from
+    its own rank's batch, and returns float diagnostics; an update that ignored
+    ``ranks`` would let the ranks' weights drift apart, which the check at every
+    checkpoint catches. ``state_dict`` is what a checkpoint keeps of the
+    algorithm (its state, or settings a resume must not change), and
+    ``load_state_dict`` restores it or raises ``ValueError`` saying why not.
+    """
+
+    def update(
+        self,
+        agent: ActorCritic,
+        optimizer: torch.optim.Optimizer,
+        batch: RolloutBatch,
+        advantages: torch.Tensor,
+        ranks: Ranks,
+    ) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 def mean_return(returns: Iterable[float], window: int = SOLVED_WINDOW) -> float | None:
@@ -138,12 +159,14 @@ class RunState:
     optimizer: torch.optim.Optimizer
     scaler: RewardScaler
     result: TrainResult
-    beta: float
+    algorithm: Algorithm
     ranks: Ranks
     env_steps: int = 0
 
     @classmethod
-    def start(cls, cfg: PPOConfig, ranks: Ranks = SINGLE) -> "RunState":
+    def start(
+        cls, cfg: PPOConfig, algorithm: Algorithm, ranks: Ranks = SINGLE
+    ) -> "RunState":
         """A fresh run. Rank r's envs take seeds seed + r * num_envs onwards (as
         if all ranks' envs were one vector env); the weights start the same on
         every rank, and the sampling streams differ."""
@@ -170,7 +193,7 @@ class RunState:
         )
         scaler = RewardScaler(cfg.num_envs, cfg.gamma)
         result = TrainResult(agent, cfg, solved_threshold(cfg))
-        return cls(cfg, envs, obs, agent, optimizer, scaler, result, cfg.beta, ranks)
+        return cls(cfg, envs, obs, agent, optimizer, scaler, result, algorithm, ranks)
 
     def rank_state(self) -> dict:
         """What differs between ranks: sampling stream, reward scaler, envs."""
@@ -193,7 +216,10 @@ class RunState:
                 "action": checkpoint.space_state(self.agent.action_space),
             },
             "env_steps": self.env_steps,
-            "beta": self.beta,
+            "algorithm": {
+                "name": type(self.algorithm).__name__,
+                "state": self.algorithm.state_dict(),
+            },
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "ranks": self.ranks.gather(self.rank_state()),
@@ -211,12 +237,21 @@ class RunState:
                 f"{path} was written by {len(state['ranks'])} ranks, "
                 f"this run has {self.ranks.world_size}"
             )
+        saved, ours = state["algorithm"]["name"], type(self.algorithm).__name__
+        if saved != ours:
+            raise checkpoint.CheckpointError(
+                f"{path} was written by {saved}, this run trains with {ours}"
+            )
+        try:
+            self.algorithm.load_state_dict(state["algorithm"]["state"])
+        except ValueError as err:
+            raise checkpoint.CheckpointError(f"{path}: {err}") from None
         mine = state["ranks"][self.ranks.rank]
         self.agent.load_state_dict(state["agent"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(mine["reward_scaler"])
         self.obs = checkpoint.restore_envs(self.envs, mine["envs"])
-        self.env_steps, self.beta = state["env_steps"], state["beta"]
+        self.env_steps = state["env_steps"]
         self.result.episodes = [Episode(*e) for e in state["episodes"]]
         self.result.updates = list(state["updates"])
         self.result.wall_s = state["wall_s"]
@@ -269,7 +304,7 @@ def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) ->
 
 
 def one_iteration(
-    run: RunState, update_fn: Callable[..., dict[str, float]], start: float
+    run: RunState, start: float
 ) -> tuple[dict[str, float], list[Episode]]:
     """One rollout and one update: the body of ``train``'s loop.
 
@@ -297,14 +332,10 @@ def one_iteration(
         merge = None if ranks.world_size == 1 else partial(merged_moments, ranks)
         rewards = run.scaler.scale(rewards, batch.episode_ends, merge)
     advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
-    stats = update_fn(run.agent, optimizer, batch, advantages, cfg, run.beta, ranks)
+    stats = run.algorithm.update(run.agent, optimizer, batch, advantages, ranks)
     if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics
         all_obs = torch.cat([obs for _, _, obs in shared], dim=1)
         run.agent.normalize.update(all_obs.flatten(0, 1))
-    if cfg.objective in ADAPTIVE_RULES and cfg.adaptive_beta:
-        run.beta = objectives.adaptive_beta(
-            run.beta, stats["kl"], cfg.kl_target, **ADAPTIVE_RULES[cfg.objective]
-        )
     run.result.wall_s = time.perf_counter() - start
     stats.update(
         env_steps=run.env_steps,
@@ -318,7 +349,7 @@ def one_iteration(
 def train(
     cfg: PPOConfig,
     on_update: Callable[[dict[str, float], list[Episode]], None] | None = None,
-    update_fn: Callable[..., dict[str, float]] | None = None,
+    algorithm: Algorithm | None = None,
     *,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 50_000,
@@ -332,13 +363,10 @@ def train(
 
     ``on_update(stats, new_episodes)`` is called after every update, for a live
     plot or a progress line (``plotting.LivePlot.update`` fits it).
-    ``update_fn(agent, optimizer, batch, advantages, cfg, beta, ranks) -> stats``
-    replaces the PPO update; TRPO (chapter 2) plugs in here, so the three
-    algorithms of chapters 2-4 share every line but the update step. It gets
-    ``ranks`` so that a run of several processes averages what its update
-    computes (``ppo.update`` and ``trpo.trpo_update`` both do); an update that
-    ignored them would let the ranks' weights drift apart, which the check at
-    every checkpoint catches. Defaults to ``ppo.update``.
+    ``algorithm`` (an ``Algorithm``) updates the agent after each rollout and
+    keeps its own state; it defaults to ``ppo.PPO(cfg)``. ``trpo.TRPO`` (chapter
+    2) plugs in here, so the three algorithms of chapters 2-4 share every line
+    but the update step.
 
     With ``checkpoint_dir``, a checkpoint is written after the first update at
     or past every multiple of ``checkpoint_every`` env steps and after the last
@@ -353,11 +381,11 @@ def train(
     envs, the update averages over ranks, and only rank 0 reads and writes
     checkpoints, which hold every rank's state.
     """
-    update_fn = update if update_fn is None else update_fn
+    algorithm = PPO(cfg) if algorithm is None else algorithm
     check_range("checkpoint_every", checkpoint_every, 1)
     if resume is True and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
-    run = RunState.start(cfg, ranks)
+    run = RunState.start(cfg, algorithm, ranks)
     check_same_weights(run.agent, ranks)
     if resume:
         path, state = on_rank0(
@@ -372,7 +400,7 @@ def train(
     start = time.perf_counter() - run.result.wall_s
     while run.env_steps < cfg.total_steps:
         previous = run.env_steps
-        stats, new_episodes = one_iteration(run, update_fn, start)
+        stats, new_episodes = one_iteration(run, start)
         if on_update is not None:
             on_update(stats, new_episodes)
         passed_mark = run.env_steps // checkpoint_every > previous // checkpoint_every

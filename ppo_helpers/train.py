@@ -11,7 +11,8 @@ writes one CSV row per finished episode (env_steps, wall_s, episode_return,
 episode_length; flushed after every update), and with --tensorboard DIR
 TensorBoard scalars of every episode and update; shows a progress line on stderr,
 and ends by printing one JSON line with the run's summary on stdout. Every
-PPOConfig field is a flag; --help lists each with its default and range.
+PPOConfig field is a flag, and so is every setting of TRPO (--algo trpo);
+--help lists each with its default and range.
 After a crash or kill -9, the same command with --resume continues from the
 newest checkpoint and ends with exactly the weights of an uninterrupted run;
 the CSV is cut back to the rows that checkpoint had seen.
@@ -30,7 +31,7 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 
-from ppo_helpers import checkpoint, ppo
+from ppo_helpers import checkpoint, ppo, trpo
 from ppo_helpers.checks import check_range
 from ppo_helpers.envs import env_spaces
 from ppo_helpers.outputs import CSVLog, Outputs, Progress, TensorBoard
@@ -40,6 +41,7 @@ from ppo_helpers.run import Episode, check_resume_config, train
 
 PROG = "python -m ppo_helpers.train"
 FLAG_NAMES = {"env_id": ("--env", "--env-id")}
+ALGORITHMS = {"ppo": "PPO", "trpo": "TRPO"}  # --algo: the class a checkpoint names
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,20 +72,9 @@ def _config_help(f) -> str:
     return f"{f.metadata['doc']} (default: {shown}{suffix})"
 
 
-def build_parser(
-    prog: str = PROG, description: str | None = None
-) -> argparse.ArgumentParser:
-    """One flag per ``PPOConfig`` field, generated from the dataclass and its docs.
-
-    ``ppo_helpers.distributed`` adds its own flags to this parser.
-    """
-    parser = _Parser(
-        prog=prog,
-        description=description or "\n\n".join(__doc__.split("\n\n")[:3]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    config = parser.add_argument_group("PPO config (ppo.PPOConfig)")
-    for f in fields(ppo.PPOConfig):
+def _add_fields(group, config_fields) -> None:
+    """One flag per dataclass field, with the type, doc and range of its ``knob``."""
+    for f in config_fields:
         default = f.default
         flags = FLAG_NAMES.get(f.name, ("--" + f.name.replace("_", "-"),))
         # SUPPRESS: only flags given on the command line appear in the parsed
@@ -101,9 +92,41 @@ def build_parser(
             kwargs.update(type=integer, metavar="N")
         else:  # a float, or None for an optional float
             kwargs.update(type=float, metavar="X")
-        config.add_argument(*flags, **kwargs)
+        group.add_argument(*flags, **kwargs)
 
+
+def trpo_fields() -> list:
+    """``trpo.TRPO``'s own fields: all but the run's config."""
+    return [f for f in fields(trpo.TRPO) if f.name != "cfg"]
+
+
+def build_parser(
+    prog: str = PROG, description: str | None = None
+) -> argparse.ArgumentParser:
+    """One flag per ``PPOConfig`` and ``trpo.TRPO`` field, generated from the
+    dataclasses and their docs.
+
+    ``ppo_helpers.distributed`` adds its own flags to this parser.
+    """
+    parser = _Parser(
+        prog=prog,
+        description=description or "\n\n".join(__doc__.split("\n\n")[:3]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_fields(
+        parser.add_argument_group("PPO config (ppo.PPOConfig)"), fields(ppo.PPOConfig)
+    )
+    _add_fields(
+        parser.add_argument_group("TRPO, with --algo trpo (trpo.TRPO)"), trpo_fields()
+    )
     run = parser.add_argument_group("run")
+    run.add_argument(
+        "--algo",
+        choices=tuple(ALGORITHMS),
+        metavar="NAME",
+        help="ppo, or trpo with the TRPO flags above (default: ppo, or the "
+        "checkpoint's with --resume; one of ppo, trpo)",
+    )
     run.add_argument(
         "--log",
         type=Path,
@@ -160,11 +183,34 @@ def given_config(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
+def _algorithm(
+    args: argparse.Namespace, cfg: ppo.PPOConfig, saved: dict | None
+) -> ppo.PPO | trpo.TRPO:
+    """The algorithm that ``args`` ask for, on ``cfg``.
+
+    ``--algo``, else the one the checkpoint's ``saved`` algorithm entry names,
+    else PPO. A resumed TRPO starts from the checkpoint's settings, and TRPO
+    flags given on the command line override them (``train`` then refuses any
+    change).
+    """
+    by_class = {name: flag for flag, name in ALGORITHMS.items()}
+    name = args.algo or (by_class.get(saved["name"]) if saved else None) or "ppo"
+    names = {f.name for f in trpo_fields()}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if name == "ppo":
+        if given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise ValueError(f"{flag} is a TRPO setting: it needs --algo trpo")
+        return ppo.PPO(cfg)
+    base = saved["state"] if saved and saved["name"] == ALGORITHMS["trpo"] else {}
+    return trpo.TRPO(cfg, **{**base, **given})
+
+
 def _config(
     args: argparse.Namespace,
-) -> tuple[ppo.PPOConfig, Path | None, list, int]:
-    """The run's config, the checkpoint to resume from, its episode log and env
-    steps (0 for a new run).
+) -> tuple[ppo.PPOConfig, ppo.PPO | trpo.TRPO, Path | None, list, int]:
+    """The run's config, its algorithm, the checkpoint to resume from, its
+    episode log and env steps (0 for a new run).
 
     A new run starts from ``PPOConfig.for_env`` (the Box defaults for Box
     actions). When resuming, the checkpoint's config is the base and flags given
@@ -173,7 +219,8 @@ def _config(
     """
     given = given_config(args)
     if not args.resume:
-        return ppo.PPOConfig.for_env(**given), None, [], 0
+        cfg = ppo.PPOConfig.for_env(**given)
+        return cfg, _algorithm(args, cfg, None), None, [], 0
     if args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir")
     path, state = checkpoint.load_latest(args.checkpoint_dir)
@@ -184,7 +231,9 @@ def _config(
             f"{path} has an unusable config: {err}"
         ) from None
     check_resume_config(state, cfg, path)
-    return cfg, path, [Episode(*e) for e in state["episodes"]], state["env_steps"]
+    algorithm = _algorithm(args, cfg, state["algorithm"])
+    episodes = [Episode(*e) for e in state["episodes"]]
+    return cfg, algorithm, path, episodes, state["env_steps"]
 
 
 def _open_outputs(
@@ -240,7 +289,9 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
     check_range("checkpoint_every", args.checkpoint_every, 1)
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
-    cfg, resume_path, episodes, resume_steps = on_rank0(ranks, lambda: _config(args))
+    cfg, algorithm, resume_path, episodes, resume_steps = on_rank0(
+        ranks, lambda: _config(args)
+    )
     env_spaces(cfg.env_id)
     outputs = _open_outputs(args, cfg, episodes, resume_steps, ranks)
     torch.set_num_threads(args.threads)
@@ -248,6 +299,7 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
         result = train(
             cfg,
             outputs,
+            algorithm,
             checkpoint_dir=args.checkpoint_dir,
             checkpoint_every=args.checkpoint_every,
             resume=resume_path or False,
@@ -259,6 +311,7 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
     newest = checkpoint.latest(args.checkpoint_dir) if args.checkpoint_dir else None
     summary = {
         "env_id": cfg.env_id,
+        "algorithm": type(algorithm).__name__,
         "seed": cfg.seed,
         "env_steps": env_steps,
         "episodes": len(result.episodes),

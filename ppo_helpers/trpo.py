@@ -10,21 +10,22 @@ gradient from products F v alone, then shrunk until the true KL and surrogate
 are acceptable. Everything here works on any policy's list of weight tensors,
 ``weights`` (P entries in all), theta being the weights flattened to (P,); the
 distribution parameters of a batch of states are ``params``, as in ``networks``.
-``trpo_update`` puts them together as an update step for ``run.train``.
+``trpo_update`` puts them together as one update, and ``TRPO`` plugs it into
+``run.train`` with its settings.
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ppo_helpers import objectives
-from ppo_helpers.checks import check_range
+from ppo_helpers.checks import Range, check_range
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.optim import explained_variance, gradient_step, minibatches
-from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.ppo import AT_LEAST_0, AT_LEAST_1, POSITIVE, PPOConfig, knob
 from ppo_helpers.ranks import SINGLE, Ranks, advantage_moments
 from ppo_helpers.rollout import RolloutBatch
 
@@ -132,18 +133,12 @@ class LineSearchResult:
     kl: float
 
 
-def _check_line_search_args(
+def check_line_search_args(
     max_kl: float, max_backtracks: int, backtrack_coef: float
 ) -> None:
-    check_range("max_kl", max_kl, 0, low_inclusive=False)
-    check_range("max_backtracks", max_backtracks, 1)
-    check_range(
-        "backtrack_coef",
-        backtrack_coef,
-        0,
-        1,
-        low_inclusive=False,
-        high_inclusive=False,
+    """``check_settings`` of the line search's three settings."""
+    check_settings(
+        max_kl=max_kl, max_backtracks=max_backtracks, backtrack_coef=backtrack_coef
     )
 
 
@@ -172,7 +167,7 @@ def backtracking_line_search(
     ``evaluate`` raises), theta is restored bit for bit and ``accepted`` is False.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
-    _check_line_search_args(max_kl, max_backtracks, backtrack_coef)
+    check_line_search_args(max_kl, max_backtracks, backtrack_coef)
     weights = list(weights)
     old_flat = parameters_to_vector(weights).detach().clone()
     with torch.no_grad():
@@ -263,13 +258,20 @@ def trpo_step(
     )
 
 
+def check_settings(**settings) -> None:
+    """Raise ``ValueError`` naming the first of TRPO's ``settings`` out of the
+    range that its ``TRPO`` field accepts."""
+    accepted = {f.name: f.metadata["accepted"] for f in fields(TRPO) if f.name != "cfg"}
+    for name, value in settings.items():
+        accepted[name].check(name, value)
+
+
 def trpo_update(
     agent: ActorCritic,
     optimizer: torch.optim.Optimizer,
     batch: RolloutBatch,
     advantages: Tensor,
     cfg: PPOConfig,
-    beta: float = 1.0,
     ranks: Ranks = SINGLE,
     *,
     max_kl: float = 0.01,
@@ -281,9 +283,8 @@ def trpo_update(
 ) -> dict[str, float]:
     """One TRPO update: ``trpo_step`` on the actor, then minibatch Adam on the critic.
 
-    Fits ``run.train``'s ``update_fn``; bind the TRPO hyperparameters first, e.g.
-    ``functools.partial(trpo_update, max_kl=0.01)``. ``beta`` is accepted for that
-    signature and ignored. With ``ranks`` of several processes (chapter 8), each
+    ``TRPO`` holds the hyperparameters and plugs this into ``run.train``.
+    With ``ranks`` of several processes (chapter 8), each
     rank passes its own batch, all of one size; the advantage moments, the
     natural gradient's g and F v, the line search's L^CPI and KL, the critic's
     gradients and the diagnostics are averaged over ranks, so every rank takes
@@ -322,13 +323,17 @@ def trpo_update(
     (-L^CPI after), ``value_loss`` (mean over the last epoch's minibatches),
     ``entropy``, ``approx_kl`` and ``clip_fraction`` (sampled diagnostics, as in
     ``ppo.update``, so ``plotting.LivePlot`` can draw them), ``explained_variance``,
-    ``max_kl`` and ``beta``.
+    and ``max_kl``.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
-    _check_line_search_args(max_kl, max_backtracks, backtrack_coef)
-    check_range("damping", damping, 0)
-    check_range("cg_iters", cg_iters, 1)
-    check_range("value_epochs", value_epochs, 1)
+    check_settings(
+        max_kl=max_kl,
+        damping=damping,
+        cg_iters=cg_iters,
+        max_backtracks=max_backtracks,
+        backtrack_coef=backtrack_coef,
+        value_epochs=value_epochs,
+    )
     # clone: the rollout's tensors were made in inference mode, and autograd
     # may not save them for the backward pass
     obs = batch.obs.flatten(0, 1).clone()
@@ -432,5 +437,54 @@ def trpo_update(
             "clip_fraction": out["clip_fraction"],
             "explained_variance": out["explained_variance"],
             "max_kl": max_kl,
-            "beta": beta,
         }
+
+
+@dataclass(frozen=True)
+class TRPO:
+    """TRPO as ``run.train``'s algorithm: its settings and its update (chapter 2).
+
+    ``cfg`` gives the critic's settings and the advantage normalisation
+    (``trpo_update`` lists them); the other fields are TRPO's own, checked when
+    the object is made. TRPO keeps no state between updates: ``state_dict``
+    holds its settings, so a resume with other ones is refused.
+    """
+
+    cfg: PPOConfig
+    max_kl: float = knob(0.01, "delta, the bound on the mean KL per update", POSITIVE)
+    damping: float = knob(0.1, "mu, added to the Fisher matrix for CG", AT_LEAST_0)
+    cg_iters: int = knob(10, "Conjugate-gradient iterations", AT_LEAST_1)
+    max_backtracks: int = knob(10, "Line-search trials", AT_LEAST_1)
+    backtrack_coef: float = knob(
+        0.5, "c, the line search's shrink factor", Range(0, 1, False, False)
+    )
+    value_epochs: int = knob(5, "Critic passes over the batch per update", AT_LEAST_1)
+
+    def __post_init__(self):
+        check_settings(**self.state_dict())
+
+    def update(
+        self,
+        agent: ActorCritic,
+        optimizer: torch.optim.Optimizer,
+        batch: RolloutBatch,
+        advantages: Tensor,
+        ranks: Ranks = SINGLE,
+    ) -> dict[str, float]:
+        """``trpo_update`` with these settings; its diagnostics."""
+        return trpo_update(
+            agent, optimizer, batch, advantages, self.cfg, ranks, **self.state_dict()
+        )
+
+    def state_dict(self) -> dict:
+        """TRPO's own settings, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cfg"}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Accept a checkpoint's settings only if they are these."""
+        for name, ours in self.state_dict().items():
+            if state.get(name) != ours:
+                raise ValueError(
+                    f"the checkpoint's TRPO has {name}={state.get(name)!r}, "
+                    f"this run has {name}={ours!r}"
+                )

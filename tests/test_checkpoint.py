@@ -46,12 +46,15 @@ def test_missing_corrupt_and_foreign_files_raise_checkpoint_error(tmp_path):
     torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
     future = tmp_path / "future.pt"
     torch.save({"format": checkpoint.FORMAT, "version": 99}, future)
+    older = tmp_path / "older.pt"  # version 3 kept PPO's beta at the top level
+    torch.save({"format": checkpoint.FORMAT, "version": 3, "beta": 1.0}, older)
     cases = [
         (tmp_path / "missing.pt", "no checkpoint file"),
         (truncated, "not a readable checkpoint"),
         (random_bytes, "not a readable checkpoint"),
         (foreign, "not a ppo_helpers checkpoint"),
         (future, "version 99"),
+        (older, "version 3; .* resume it with the ppo_helpers that wrote it"),
     ]
     for path, message in cases:
         with pytest.raises(CheckpointError, match=message) as err:

@@ -245,7 +245,7 @@ def test_trpo_update_keeps_a_gaussian_policy_within_max_kl(pendulum_batch):
     agent0, batch, advantages = pendulum_batch
     agent = copy.deepcopy(agent0)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
-    stats = trpo_update(agent, optimizer, batch, advantages, pendulum_config(), 1.0)
+    stats = trpo_update(agent, optimizer, batch, advantages, pendulum_config())
     assert stats["accepted"] == 1.0 and stats["surrogate_gain"] > 0
     obs = batch.obs.flatten(0, 1)
     with torch.no_grad():  # measured with torch's own KL, not the actor's

@@ -39,7 +39,7 @@ from ppo_helpers.ranks import (
 from ppo_helpers.rollout import RolloutBatch
 from ppo_helpers.run import train
 from ppo_helpers.scaling import RewardScaler
-from ppo_helpers.trpo import trpo_update
+from ppo_helpers.trpo import TRPO
 
 torch.set_num_threads(1)
 EPS64 = torch.finfo(torch.float64).eps
@@ -125,9 +125,10 @@ def _split(batch: RolloutBatch, parts: int) -> list[RolloutBatch]:
     return [RolloutBatch(*(c[i] for c in chunks)) for i in range(parts)]
 
 
-def alone_and_on_two_ranks(update, settings):
-    """``update`` on a batch of 4 envs in one process, and on two thread ranks
-    that hold 2 of its envs each: ((agent, stats), [(agent, stats)] per rank)."""
+def alone_and_on_two_ranks(algorithm, settings):
+    """One update of ``algorithm(cfg)`` on a batch of 4 envs in one process, and
+    on two thread ranks that hold 2 of its envs each: ((agent, stats), [(agent,
+    stats)] per rank)."""
     observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
     torch.manual_seed(0)
     agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
@@ -138,7 +139,7 @@ def alone_and_on_two_ranks(update, settings):
         mine = copy.deepcopy(agent)
         optimizer = torch.optim.Adam(mine.parameters(), lr=1e-3, eps=1e-5)
         cfg = ppo.PPOConfig(num_envs=num_envs, num_steps=16, **settings)
-        return mine, update(mine, optimizer, batch, adv, cfg, 1.0, ranks)
+        return mine, algorithm(cfg).update(mine, optimizer, batch, adv, ranks)
 
     halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
     return step(union, advantages, 4), distributed.in_threads(
@@ -166,7 +167,7 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
         max_grad_norm=0.5,
         learning_rate=1e-3,
     )
-    (single, single_stats), results = alone_and_on_two_ranks(ppo.update, settings)
+    (single, single_stats), results = alone_and_on_two_ranks(ppo.PPO, settings)
     # float64 throughout: gradients differ from the union's by the summation
     # order, ~64 * eps relative; Adam turns a gradient error dg into a step
     # error of at most lr * dg / adam_eps (= 100 dg here), so after 3 steps the
@@ -177,8 +178,8 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
 
 def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
     settings = dict(num_minibatches=1, max_grad_norm=0.5)
-    update = partial(trpo_update, value_epochs=2)
-    (single, single_stats), results = alone_and_on_two_ranks(update, settings)
+    algorithm = partial(TRPO, value_epochs=2)
+    (single, single_stats), results = alone_and_on_two_ranks(algorithm, settings)
     assert single_stats["accepted"] == 1.0  # a step was taken: the test can fail
     # float64: g and F v of the union differ from the mean of the halves' by
     # summation order (~64 eps relative); CG and the step's scale keep that
@@ -191,12 +192,13 @@ def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
 def test_train_hands_its_ranks_to_the_update():
     seen = []
 
-    def update_fn(agent, optimizer, batch, advantages, cfg, beta, ranks):
-        seen.append(ranks)
-        return ppo.update(agent, optimizer, batch, advantages, cfg, beta, ranks)
+    class Watched(ppo.PPO):
+        def update(self, agent, optimizer, batch, advantages, ranks):
+            seen.append(ranks)
+            return super().update(agent, optimizer, batch, advantages, ranks)
 
     cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
-    train(cfg, update_fn=update_fn)
+    train(cfg, algorithm=Watched(cfg))
     assert seen == [SINGLE] * cfg.num_updates
 
 
@@ -232,10 +234,10 @@ def test_dppo_takes_no_step_once_the_kl_is_past_its_bound():
         num_envs=2, num_steps=16, num_minibatches=2, objective="dppo", kl_target=1e-4
     )
     kls, stepped = [], []
-    policy_loss, gradient_step = ppo.surrogate_loss, ppo.gradient_step
+    dppo, gradient_step = objectives.OBJECTIVES["dppo"], ppo.gradient_step
 
     def recorded_loss(*args):
-        loss, mean_kl = policy_loss(*args)
+        loss, mean_kl = dppo.loss(*args)
         kls.append(mean_kl.item())
         return loss, mean_kl
 
@@ -246,7 +248,7 @@ def test_dppo_takes_no_step_once_the_kl_is_past_its_bound():
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
     adv = torch.ones(16, 2, dtype=torch.float64)
     with (
-        mock.patch.object(ppo, "surrogate_loss", recorded_loss),
+        mock.patch.dict(objectives.OBJECTIVES, dppo=dppo._replace(loss=recorded_loss)),
         mock.patch.object(ppo, "gradient_step", recorded_step),
     ):
         stats = ppo.update(agent, optimizer, batch, adv, cfg, 1.0)
@@ -405,7 +407,7 @@ def test_two_ranks_killed_with_sigkill_resume_to_identical_weights(whole_run, tm
     assert json.loads(out)["resumed_from"] is not None
     resumed = checkpoint.load(tmp_path / "ckpt" / "step_0000006144.pt")
     whole = checkpoint.load(folder / "ckpt" / "step_0000006144.pt")
-    for key in ("agent", "optimizer", "ranks", "beta", "env_steps"):
+    for key in ("agent", "optimizer", "ranks", "algorithm", "env_steps"):
         assert_identical(resumed[key], whole[key], key)
     assert log_without_wall(tmp_path / "run.csv") == log_without_wall(
         folder / "run.csv"

@@ -61,6 +61,10 @@ def test_help_shows_every_config_field_with_its_default_and_range(capsys):
     assert "(default: 64 64; range >= 1)" in text  # hidden, each entry
     assert "(default: 8; range [1, batch_size])" in text  # num_minibatches
     assert "(default: clip; one of clip, kl_penalty, dppo, unclipped)" in text
+    assert (
+        "--max-kl X delta, the bound on the mean KL per update (default: 0.01;" in text
+    )
+    assert "--algo NAME" in text
 
 
 def test_run_writes_one_row_per_episode_and_one_json_line(tmp_path, capsys):
@@ -110,6 +114,9 @@ def test_bad_input_ends_with_one_clear_line_and_no_traceback(tmp_path, capsys):
         (["--resume", "--checkpoint-dir", foreign], "is not a ppo_helpers checkpoint"),
         (["--log", a_file / "run.csv"], "cannot write --log"),
         (["--checkpoint-dir", a_file / "ckpt"], "cannot write --checkpoint-dir"),
+        (["--max-kl", "0.02"], "--max-kl is a TRPO setting: it needs --algo trpo"),
+        (["--algo", "trpo", "--max-kl", "-1"], "max_kl must be > 0, got -1.0"),
+        (["--algo", "sgd"], "argument --algo: invalid choice"),
     ]
     for argv, message in cases:
         code, out, err = run_cli(argv, capsys)
@@ -134,6 +141,34 @@ def test_resume_refuses_a_changed_hyperparameter(tmp_path, capsys):
     code, out, err = run_cli([*argv, "--quiet"], capsys)
     assert code == 0, err
     assert json.loads(out)["env_steps"] == 256
+
+
+def test_trpo_trains_from_the_command_line_and_resumes_with_its_settings(
+    tmp_path, capsys
+):
+    ckpt = tmp_path / "ckpt"
+    argv = [*CARTPOLE, "--checkpoint-dir", ckpt, "--quiet"]
+    code, out, err = run_cli(
+        [*argv, "--algo", "trpo", "--max-kl", "0.02", "--total-steps", 128], capsys
+    )
+    assert code == 0, err
+    assert json.loads(out)["algorithm"] == "TRPO"
+    saved = checkpoint.load(checkpoint.latest(ckpt))["algorithm"]
+    assert saved["name"] == "TRPO" and saved["state"]["max_kl"] == 0.02
+    # --resume alone continues TRPO, with the checkpoint's settings
+    code, out, err = run_cli([*argv, "--resume", "--total-steps", 256], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["algorithm"] == "TRPO" and summary["env_steps"] == 256
+    # another algorithm, or another TRPO setting, is refused in one line
+    for flags, message in (
+        (["--algo", "ppo"], "written by TRPO, this run trains with PPO"),
+        (["--max-kl", "0.05"], "max_kl=0.02, this run has max_kl=0.05"),
+    ):
+        code, _, err = run_cli(
+            [*argv, "--resume", "--total-steps", 384, *flags], capsys
+        )
+        assert code == 1 and len(err.splitlines()) == 1 and message in err, err
 
 
 @pytest.mark.processes
@@ -186,7 +221,7 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(
 
     resumed = checkpoint.load(killed / "ckpt" / "step_0000006400.pt")
     uninterrupted = checkpoint.load(whole / "ckpt" / "step_0000006400.pt")
-    for key in ("agent", "optimizer", "ranks", "beta"):
+    for key in ("agent", "optimizer", "ranks", "algorithm"):
         assert_identical(resumed[key], uninterrupted[key], key)
 
     log_whole = log_without_wall(whole / "run.csv")

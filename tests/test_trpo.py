@@ -6,8 +6,8 @@ batch of 6 states, so F can be built explicitly (16 x 16) and compared.
 """
 
 import copy
-import functools
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,6 +16,7 @@ from torch import nn
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ppo_helpers.checkpoint import CheckpointError
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.objectives import categorical_kl, value_loss
@@ -23,6 +24,7 @@ from ppo_helpers.ppo import PPOConfig
 from ppo_helpers.rollout import batch_gae, collect
 from ppo_helpers.run import train
 from ppo_helpers.trpo import (
+    TRPO,
     LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
@@ -525,8 +527,7 @@ def test_trpo_update_plugs_into_train():
     cfg = PPOConfig(
         env_id="CartPole-v1", num_envs=2, num_steps=32, total_steps=128, gamma=0.99
     )
-    update_fn = functools.partial(trpo_update, max_kl=0.02, value_epochs=2)
-    result = train(cfg, update_fn=update_fn)
+    result = train(cfg, algorithm=TRPO(cfg, max_kl=0.02, value_epochs=2))
     assert len(result.updates) == cfg.num_updates == 2
     for stats in result.updates:
         assert stats["kl"] <= 0.02
@@ -551,3 +552,31 @@ def test_trpo_update_rejects_bad_hyperparameters(cartpole_batch, kwargs, message
     with pytest.raises(ValueError, match=message):
         trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, **kwargs)
     assert torch.equal(flat(agent), flat(agent0))
+
+
+def test_trpo_refuses_a_bad_setting_when_made_and_a_resume_with_another(tmp_path):
+    cfg = PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=32, total_steps=64)
+    with pytest.raises(ValueError, match="max_kl"):
+        TRPO(cfg, max_kl=-0.01)
+    train(cfg, algorithm=TRPO(cfg, value_epochs=1), checkpoint_dir=tmp_path)
+    longer = replace(cfg, total_steps=128)
+    with pytest.raises(
+        CheckpointError, match="value_epochs=1, this run has value_epochs=2"
+    ):
+        train(
+            longer,
+            algorithm=TRPO(longer, value_epochs=2),
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
+    with pytest.raises(
+        CheckpointError, match="written by TRPO, this run trains with PPO"
+    ):
+        train(longer, checkpoint_dir=tmp_path, resume=True)
+    resumed = train(
+        longer,
+        algorithm=TRPO(longer, value_epochs=1),
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    assert len(resumed.updates) == longer.num_updates
