@@ -39,6 +39,7 @@ A format tag and a version number tell our files from any other.
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -277,9 +278,16 @@ def load(path: str | os.PathLike) -> dict:
     return state
 
 
-def load_latest(directory: str | os.PathLike) -> tuple[Path, dict]:
-    """The newest checkpoint in ``directory`` and its path."""
+class Loaded(NamedTuple):
+    """A checkpoint read from disk: where it came from, and what ``load`` gave."""
+
+    path: Path
+    state: dict
+
+
+def load_latest(directory: str | os.PathLike) -> Loaded:
+    """The newest checkpoint in ``directory``, with its path."""
     path = latest(directory)
     if path is None:
         raise CheckpointError(f"no checkpoint (step_*.pt) in {directory} to resume")
-    return path, load(path)
+    return Loaded(path, load(path))

@@ -251,8 +251,7 @@ class RunState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(mine["reward_scaler"])
         self.obs = checkpoint.restore_envs(self.envs, mine["envs"])
-        self.env_steps = state["env_steps"]
-        self.result.episodes = [Episode(*e) for e in state["episodes"]]
+        self.result.episodes, self.env_steps = progress_of(state)
         self.result.updates = list(state["updates"])
         self.result.wall_s = state["wall_s"]
         torch.set_rng_state(mine["torch_rng"])
@@ -276,6 +275,11 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
     )
     agent.load_state_dict(state["agent"])
     return agent
+
+
+def progress_of(state: dict) -> tuple[list[Episode], int]:
+    """The episode log and the env steps of a checkpoint's ``state``."""
+    return [Episode(*e) for e in state["episodes"]], state["env_steps"]
 
 
 def _save(directory: str | os.PathLike, env_steps: int, state: dict) -> None:
@@ -353,7 +357,7 @@ def train(
     *,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 50_000,
-    resume: bool | str | os.PathLike = False,
+    resume: bool | str | os.PathLike | checkpoint.Loaded = False,
     ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Train a fresh agent with ``cfg``; bit-identical for a fixed seed on one machine.
@@ -371,7 +375,8 @@ def train(
     With ``checkpoint_dir``, a checkpoint is written after the first update at
     or past every multiple of ``checkpoint_every`` env steps and after the last
     update (the newest ``checkpoint.KEEP`` are kept). ``resume=True`` continues
-    from the newest checkpoint there (or ``resume`` names the file): the run
+    from the newest checkpoint there (or ``resume`` names the file, or is one
+    already read, a ``checkpoint.Loaded``, which is not read again): the run
     then ends with exactly the weights and episode log of an uninterrupted run
     (chapter 9). ``cfg`` must equal the checkpoint's config except for
     ``RESUMABLE_CHANGES``, so a finished run can also be extended.
@@ -387,16 +392,17 @@ def train(
         raise ValueError("resume=True needs checkpoint_dir")
     run = RunState.start(cfg, algorithm, ranks)
     check_same_weights(run.agent, ranks)
-    if resume:
-        path, state = on_rank0(
+    if resume and not isinstance(resume, checkpoint.Loaded):
+        resume = on_rank0(
             ranks,
             lambda: (
                 checkpoint.load_latest(checkpoint_dir)
                 if resume is True
-                else (Path(resume), checkpoint.load(resume))
+                else checkpoint.Loaded(Path(resume), checkpoint.load(resume))
             ),
         )
-        run.load_state_dict(state, path)
+    if resume:
+        run.load_state_dict(resume.state, resume.path)
     start = time.perf_counter() - run.result.wall_s
     while run.env_steps < cfg.total_steps:
         previous = run.env_steps

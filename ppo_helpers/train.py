@@ -33,11 +33,10 @@ import torch
 
 from ppo_helpers import checkpoint, ppo, trpo
 from ppo_helpers.checks import check_range
-from ppo_helpers.envs import env_spaces
 from ppo_helpers.outputs import CSVLog, Outputs, Progress, TensorBoard
 from ppo_helpers.ranks import SINGLE, Ranks, on_rank0
 from ppo_helpers.rollout import evaluate
-from ppo_helpers.run import Episode, check_resume_config, train
+from ppo_helpers.run import check_resume_config, progress_of, train
 
 PROG = "python -m ppo_helpers.train"
 FLAG_NAMES = {"env_id": ("--env", "--env-id")}
@@ -208,9 +207,9 @@ def _algorithm(
 
 def _config(
     args: argparse.Namespace,
-) -> tuple[ppo.PPOConfig, ppo.PPO | trpo.TRPO, Path | None, list, int]:
-    """The run's config, its algorithm, the checkpoint to resume from, its
-    episode log and env steps (0 for a new run).
+) -> tuple[ppo.PPOConfig, ppo.PPO | trpo.TRPO, checkpoint.Loaded | None]:
+    """The run's config, its algorithm and the checkpoint to resume from (None
+    for a new run), read once: ``train`` takes it as it is.
 
     A new run starts from ``PPOConfig.for_env`` (the Box defaults for Box
     actions). When resuming, the checkpoint's config is the base and flags given
@@ -220,10 +219,11 @@ def _config(
     given = given_config(args)
     if not args.resume:
         cfg = ppo.PPOConfig.for_env(**given)
-        return cfg, _algorithm(args, cfg, None), None, [], 0
+        return cfg, _algorithm(args, cfg, None), None
     if args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir")
-    path, state = checkpoint.load_latest(args.checkpoint_dir)
+    loaded = checkpoint.load_latest(args.checkpoint_dir)
+    path, state = loaded
     try:
         cfg = ppo.PPOConfig(**{**state["config"], **given})
     except TypeError as err:
@@ -231,9 +231,7 @@ def _config(
             f"{path} has an unusable config: {err}"
         ) from None
     check_resume_config(state, cfg, path)
-    algorithm = _algorithm(args, cfg, state["algorithm"])
-    episodes = [Episode(*e) for e in state["episodes"]]
-    return cfg, algorithm, path, episodes, state["env_steps"]
+    return cfg, _algorithm(args, cfg, state["algorithm"]), loaded
 
 
 def _open_outputs(
@@ -289,10 +287,8 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
     check_range("checkpoint_every", args.checkpoint_every, 1)
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
-    cfg, algorithm, resume_path, episodes, resume_steps = on_rank0(
-        ranks, lambda: _config(args)
-    )
-    env_spaces(cfg.env_id)
+    cfg, algorithm, loaded = on_rank0(ranks, lambda: _config(args))
+    episodes, resume_steps = progress_of(loaded.state) if loaded else ([], 0)
     outputs = _open_outputs(args, cfg, episodes, resume_steps, ranks)
     torch.set_num_threads(args.threads)
     try:
@@ -302,7 +298,7 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
             algorithm,
             checkpoint_dir=args.checkpoint_dir,
             checkpoint_every=args.checkpoint_every,
-            resume=resume_path or False,
+            resume=loaded or False,
             ranks=ranks,
         )
     finally:
@@ -321,7 +317,7 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
         "final_mean100": result.final_mean100,
         "wall_s": round(result.wall_s, 3),
         "steps_per_s": round(env_steps / result.wall_s, 1) if result.wall_s else None,
-        "resumed_from": str(resume_path) if resume_path else None,
+        "resumed_from": str(loaded.path) if loaded else None,
         "checkpoint": str(newest) if newest else None,
         "log": str(args.log) if args.log else None,
     }

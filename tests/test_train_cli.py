@@ -171,6 +171,22 @@ def test_trpo_trains_from_the_command_line_and_resumes_with_its_settings(
         assert code == 1 and len(err.splitlines()) == 1 and message in err, err
 
 
+def test_a_resume_reads_its_checkpoint_once(tmp_path, capsys, monkeypatch):
+    argv = [*CARTPOLE, "--checkpoint-dir", tmp_path / "ckpt", "--quiet"]
+    code, _, err = run_cli([*argv, "--total-steps", 128], capsys)
+    assert code == 0, err
+    reads, load = [], checkpoint.load
+
+    def counted(path):
+        reads.append(path)
+        return load(path)
+
+    monkeypatch.setattr(checkpoint, "load", counted)
+    code, out, err = run_cli([*argv, "--resume", "--total-steps", 256], capsys)
+    assert code == 0, err
+    assert len(reads) == 1 and json.loads(out)["resumed_from"] == str(reads[0])
+
+
 @pytest.mark.processes
 def test_a_real_process_reports_a_removed_env_in_one_line():
     proc = subprocess.run(
