@@ -19,10 +19,8 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from functools import partial
 
-import profile_iteration
 from lunarlander import RESULTS, machine_settings, median
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -53,25 +51,27 @@ def run(command: list[str], what: str) -> dict:
 
 
 def profile_worker(argv: list[str]) -> None:
-    """Train under timers (in this process, or as one torchrun rank) and print
-    rank 0's seconds per iteration in rollouts, the update and its collectives."""
+    """Train with the loop's phase timers (in this process, or as one torchrun
+    rank) and print rank 0's seconds per iteration in each phase and in the
+    update's collectives."""
     import torch
 
-    from ppo_helpers import distributed, run, train
+    from ppo_helpers import distributed, train
     from ppo_helpers.ranks import Ranks
+    from ppo_helpers.timing import PhaseTimes
 
-    seconds, calls = defaultdict(float), defaultdict(int)
     # wall time, not CPU time: a rank waiting in a collective is what we measure
-    timed = partial(
-        profile_iteration.timed, seconds, clock=time.perf_counter, calls=calls
-    )
-    run.collect = timed("rollout", run.collect)
-    run.update = timed("update", run.update)
+    times = PhaseTimes(time.perf_counter)
+    train.train = partial(train.train, phase_times=times)  # the CLI's run.train
     connect = distributed.connect
 
     def timed_connect(*args, **kwargs):
         ranks = connect(*args, **kwargs)
-        average = timed("update: all-reduce", ranks.average)
+
+        def average(tensor):
+            with times("update: all-reduce"):
+                return ranks.average(tensor)
+
         return Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
 
     distributed.connect = timed_connect
@@ -80,10 +80,10 @@ def profile_worker(argv: list[str]) -> None:
     code = distributed.main(argv) if "RANK" in os.environ else train.main(argv)
     total = time.perf_counter() - start
     if code == 0 and int(os.environ.get("RANK", 0)) == 0:
-        iterations = calls["rollout"]
-        per = {k: v / iterations for k, v in seconds.items()}
+        iterations = times.calls["update"]
+        per = {k: v / iterations for k, v in times.seconds.items()}
         per["total (incl. start-up)"] = total / iterations
-        print(json.dumps({"per_iteration_s": per, "all_reduces": calls}))
+        print(json.dumps({"per_iteration_s": per, "all_reduces": dict(times.calls)}))
 
 
 def profile(steps: int) -> dict:

@@ -1,7 +1,7 @@
 """Where a PPO iteration's time goes: env stepping, policy forward, advantages, update.
 
 Trains the book's default LunarLander-v3 config (torch on one thread) for a few
-iterations with timers around the pieces of ``run.train``'s loop and prints
+iterations with the loop's own phase timers (``timing.PhaseTimes``) and prints
 seconds per iteration (one rollout of ``num_envs * num_steps`` env steps and
 one update), measured as this thread's CPU time, so that other processes on
 the machine inflate it less than wall time. Writes
@@ -23,65 +23,36 @@ from pathlib import Path
 import torch
 
 from ppo_helpers import ppo, run
+from ppo_helpers.timing import PhaseTimes
 from ppo_helpers.train import build_parser, given_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK = time.thread_time
-PARTS = ("env stepping", "policy forward", "advantages", "update")
-
-
-def timed(totals: dict[str, float], part: str, fn, clock=CLOCK, calls=None):
-    """``fn`` with its ``clock`` seconds (thread CPU time by default) added to
-    ``totals[part]``, and each call counted in ``calls[part]`` when given."""
-
-    def wrapper(*args, **kwargs):
-        start = clock()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            totals[part] += clock() - start
-            if calls is not None:
-                calls[part] += 1
-
-    return wrapper
+PARTS = ("env stepping", "policy forward", "advantages", "update", "statistics")
 
 
 def profile_once(cfg: ppo.PPOConfig) -> dict[str, float]:
     """Seconds of CPU per iteration for each part, and in total.
 
-    The first iteration is a warm-up (env creation, torch's lazy imports): the
-    clocks start when it ends, so ``cfg`` needs at least two updates.
+    ``run.train`` times its own phases (``timing.PhaseTimes`` on this thread's
+    CPU clock). The first iteration is a warm-up (env creation, torch's lazy
+    imports): the clocks start when it ends, so ``cfg`` needs at least two
+    updates.
     """
-    totals = dict.fromkeys((*PARTS, "rollout"), 0.0)
+    times = PhaseTimes(CLOCK)
     marks: list[float] = []
 
     def on_update(stats, new_episodes):
         if not marks:  # end of the warm-up iteration
-            totals.update(dict.fromkeys(totals, 0.0))
+            times.seconds.clear()
         marks.append(CLOCK())
 
-    collect, batch_gae, scale = run.collect, run.batch_gae, run.RewardScaler.scale
-
-    def collect_timing_env(envs, *args, **kwargs):
-        envs.step = timed(totals, "env stepping", envs.step)
-        try:
-            return timed(totals, "rollout", collect)(envs, *args, **kwargs)
-        finally:
-            del envs.step  # the instance attribute shadowed the class method
-
-    run.collect = collect_timing_env
-    run.batch_gae = timed(totals, "advantages", batch_gae)
-    run.RewardScaler.scale = timed(totals, "advantages", scale)
-    try:
-        algorithm = ppo.PPO(cfg)
-        algorithm.update = timed(totals, "update", algorithm.update)
-        run.train(cfg, on_update, algorithm)
-    finally:
-        run.collect, run.batch_gae, run.RewardScaler.scale = collect, batch_gae, scale
+    run.train(cfg, on_update, phase_times=times)
     iterations = len(marks) - 1
-    totals["policy forward"] = totals.pop("rollout") - totals["env stepping"]
-    totals["total"] = marks[-1] - marks[0]
-    return {part: seconds / iterations for part, seconds in totals.items()}
+    seconds = dict(times.seconds)
+    seconds["policy forward"] = seconds.pop("rollout") - seconds["env stepping"]
+    seconds["total"] = marks[-1] - marks[0]
+    return {part: total / iterations for part, total in seconds.items()}
 
 
 def main() -> None:
@@ -115,7 +86,7 @@ def main() -> None:
     # What no timer covers; clock granularity can make it a hair negative.
     other = max(0.0, median["total"] - sum(median[part] for part in PARTS))
     share = other / median["total"]
-    lines.append(f"| other (episode log, lr schedule) | {other:.3f} | {share:.0%} |")
+    lines.append(f"| other (lr schedule, progress) | {other:.3f} | {share:.0%} |")
     lines.append(f"| **total** | {median['total']:.3f} | 100% |")
     lines += ["", f"{cfg.batch_size / median['total']:,.0f} env steps per CPU second."]
     text = "\n".join(lines)

@@ -12,6 +12,7 @@ import torch
 from ppo_helpers.advantages import gae, next_state_values
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
+from ppo_helpers.timing import NOT_TIMED, PhaseTimes
 
 
 @dataclass
@@ -53,7 +54,11 @@ class RolloutBatch:
 
 @torch.inference_mode()
 def collect(
-    envs: gym.vector.VectorEnv, agent: ActorCritic, obs: np.ndarray, num_steps: int
+    envs: gym.vector.VectorEnv,
+    agent: ActorCritic,
+    obs: np.ndarray,
+    num_steps: int,
+    times: PhaseTimes = NOT_TIMED,
 ) -> tuple[RolloutBatch, np.ndarray, list[tuple[float, int]]]:
     """Run ``agent`` for ``num_steps`` steps in every env of ``envs``.
 
@@ -62,6 +67,7 @@ def collect(
     ``(return, length)`` of every episode that finished, in order. ``envs`` must
     autoreset in ``SAME_STEP`` mode (``envs.make_vector_env`` does) so that the
     true last observation of a truncated episode is in ``info["final_obs"]``.
+    ``times`` gets the seconds spent in ``envs.step`` as "env stepping".
     """
     shape = (num_steps, envs.num_envs)
     # What the envs return goes into NumPy arrays (a NumPy write costs a fraction
@@ -79,9 +85,9 @@ def collect(
         obs_buf[t] = obs
         obs_t = torch.from_numpy(obs_buf[t])
         actions[t], logprobs[t] = agent.act(obs_t)
-        obs, rewards[t], terminated[t], truncated[t], info = envs.step(
-            agent.env_action(actions[t])
-        )
+        env_actions = agent.env_action(actions[t])
+        with times("env stepping"):
+            obs, rewards[t], terminated[t], truncated[t], info = envs.step(env_actions)
         if truncated[t].any():
             cut = np.flatnonzero(truncated[t])
             final_obs = np.stack(info["final_obs"][cut]).astype(np.float32)

@@ -34,6 +34,7 @@ from ppo_helpers.ranks import (
 )
 from ppo_helpers.rollout import RolloutBatch, batch_gae, collect
 from ppo_helpers.scaling import RewardScaler
+from ppo_helpers.timing import NOT_TIMED, PhaseTimes
 
 SOLVED_WINDOW = 100
 # Fields that a resumed run may change: they do not alter what is trained.
@@ -308,38 +309,46 @@ def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) ->
 
 
 def one_iteration(
-    run: RunState, start: float
+    run: RunState, start: float, times: PhaseTimes = NOT_TIMED
 ) -> tuple[dict[str, float], list[Episode]]:
     """One rollout and one update: the body of ``train``'s loop.
 
     With several ranks, each collects its own rollout; the env steps count all
     ranks, and every rank records every rank's episodes (in rank order) and
     updates the observation statistics from all ranks' observations, so that
-    all ranks stay identical but for their envs.
+    all ranks stay identical but for their envs. ``times`` gets the seconds of
+    each phase (``timing``).
     """
     cfg, optimizer, ranks = run.cfg, run.optimizer, run.ranks
     if cfg.anneal_steps:
         lr = cfg.learning_rate * max(0.0, 1 - run.env_steps / cfg.anneal_steps)
         optimizer.param_groups[0]["lr"] = lr
-    batch, run.obs, finished = collect(run.envs, run.agent, run.obs, cfg.num_steps)
+    with times("rollout"):
+        batch, run.obs, finished = collect(
+            run.envs, run.agent, run.obs, cfg.num_steps, times
+        )
     run.env_steps += cfg.batch_size * ranks.world_size
-    # one gather per iteration: rank 0's clock, every rank's episodes and states
-    shared = ranks.gather(
-        (time.perf_counter() - start, finished, batch.obs if cfg.norm_obs else None)
-    )
-    wall = shared[0][0]
-    finished = [episode for _, rank_finished, _ in shared for episode in rank_finished]
-    new_episodes = [Episode(run.env_steps, wall, ret, n) for ret, n in finished]
-    run.result.episodes += new_episodes
-    rewards = batch.rewards
-    if cfg.scale_rewards:
-        merge = None if ranks.world_size == 1 else partial(merged_moments, ranks)
-        rewards = run.scaler.scale(rewards, batch.episode_ends, merge)
-    advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
-    stats = run.algorithm.update(run.agent, optimizer, batch, advantages, ranks)
-    if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics
-        all_obs = torch.cat([obs for _, _, obs in shared], dim=1)
-        run.agent.normalize.update(all_obs.flatten(0, 1))
+    with times("statistics"):
+        # one gather per iteration: rank 0's clock, every rank's episodes and states
+        shared = ranks.gather(
+            (time.perf_counter() - start, finished, batch.obs if cfg.norm_obs else None)
+        )
+        wall = shared[0][0]
+        finished = [ep for _, rank_finished, _ in shared for ep in rank_finished]
+        new_episodes = [Episode(run.env_steps, wall, ret, n) for ret, n in finished]
+        run.result.episodes += new_episodes
+    with times("advantages"):
+        rewards = batch.rewards
+        if cfg.scale_rewards:
+            merge = None if ranks.world_size == 1 else partial(merged_moments, ranks)
+            rewards = run.scaler.scale(rewards, batch.episode_ends, merge)
+        advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
+    with times("update"):
+        stats = run.algorithm.update(run.agent, optimizer, batch, advantages, ranks)
+    with times("statistics"):
+        if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics
+            all_obs = torch.cat([obs for _, _, obs in shared], dim=1)
+            run.agent.normalize.update(all_obs.flatten(0, 1))
     run.result.wall_s = time.perf_counter() - start
     stats.update(
         env_steps=run.env_steps,
@@ -359,6 +368,7 @@ def train(
     checkpoint_every: int = 50_000,
     resume: bool | str | os.PathLike | checkpoint.Loaded = False,
     ranks: Ranks = SINGLE,
+    phase_times: PhaseTimes = NOT_TIMED,
 ) -> TrainResult:
     """Train a fresh agent with ``cfg``; bit-identical for a fixed seed on one machine.
 
@@ -380,6 +390,9 @@ def train(
     then ends with exactly the weights and episode log of an uninterrupted run
     (chapter 9). ``cfg`` must equal the checkpoint's config except for
     ``RESUMABLE_CHANGES``, so a finished run can also be extended.
+
+    ``phase_times`` (a ``timing.PhaseTimes``) adds up the seconds that each
+    phase of every iteration takes, for a profile.
 
     With ``ranks`` of several processes (``ppo_helpers.distributed``, chapter
     8) every rank calls ``train`` with the same arguments; each steps its own
@@ -406,7 +419,7 @@ def train(
     start = time.perf_counter() - run.result.wall_s
     while run.env_steps < cfg.total_steps:
         previous = run.env_steps
-        stats, new_episodes = one_iteration(run, start)
+        stats, new_episodes = one_iteration(run, start, phase_times)
         if on_update is not None:
             on_update(stats, new_episodes)
         passed_mark = run.env_steps // checkpoint_every > previous // checkpoint_every

@@ -15,6 +15,7 @@ LAYERS = {
     "scaling": 1,
     "stats": 1,
     "ranks": 1,  # what the processes of one run share
+    "timing": 1,  # seconds per phase of an iteration
     "networks": 2,  # what the math acts on
     "envs": 2,
     "rollout": 2,
