@@ -5,8 +5,8 @@ a rollout). It holds everything that changes while PPO trains:
 
 * the network weights, observation statistics and Adam's moment estimates
   (two ``state_dict``s), and the env's spaces that the network was built for;
-* ``beta``, the step counter, the config, the episode log and the update
-  diagnostics so far;
+* the algorithm's name and state (PPO's beta, TRPO's settings), the step
+  counter, the config, the episode log and the update diagnostics so far;
 * per rank (one in a single process; chapter 8 runs several): torch's random
   number generator state (action sampling, minibatch order), the reward
   scaler's running statistics and the environments.
