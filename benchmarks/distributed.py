@@ -9,6 +9,12 @@ iteration's time goes on each side (rank 0's view).
 
     python benchmarks/distributed.py            # about 10 minutes here
     python benchmarks/distributed.py --seeds 0 --total-steps 100000
+    python benchmarks/distributed.py --weak     # distributed_weak.{json,md}
+
+``--weak`` compares weak scaling instead: 2 processes x 16 envs (a batch of
+4,096, minibatches twice as big), once with the book's learning rate and once
+with it doubled (the linear scaling rule for a doubled minibatch), against 1
+process x 16 envs, and profiles nothing.
 
 Nothing else should run meanwhile: the ratio is only meaningful side by side.
 """
@@ -24,13 +30,19 @@ from functools import partial
 from lunarlander import RESULTS, machine_settings, median
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-SIDES = {  # name -> (launcher, module, envs per process)
-    "1 process x 16 envs": ([sys.executable], ["-m", "ppo_helpers.train"], 16),
-    "2 processes x 8 envs": (
-        [*TORCHRUN, "--nproc-per-node", "2"],
-        ["-m", "ppo_helpers.distributed", "--"],  # --: torchrun reads --log as its own
-        8,
-    ),
+ONE = ([sys.executable], ["-m", "ppo_helpers.train"])
+TWO = (
+    [*TORCHRUN, "--nproc-per-node", "2"],
+    ["-m", "ppo_helpers.distributed", "--"],  # --: torchrun reads --log as its own
+)
+SIDES = {  # name -> (launcher, module, envs per process, more flags)
+    "1 process x 16 envs": (*ONE, 16, []),
+    "2 processes x 8 envs": (*TWO, 8, []),
+}
+WEAK_SIDES = {
+    "1 process x 16 envs": (*ONE, 16, []),
+    "2 processes x 16 envs": (*TWO, 16, []),
+    "2 processes x 16 envs, lr x 2": (*TWO, 16, ["--learning-rate", "0.002"]),
 }
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -93,7 +105,7 @@ def profile(steps: int) -> dict:
             [*launcher, __file__, "--profile-worker", "--", *flags(num_envs, steps)],
             f"profile of {name}",
         )
-        for name, (launcher, _, num_envs) in SIDES.items()
+        for name, (launcher, _, num_envs, _) in SIDES.items()
     }
 
 
@@ -102,14 +114,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--total-steps", type=int, default=250_000)
     parser.add_argument("--profile-steps", type=int, default=20_480)
+    parser.add_argument("--weak", action="store_true", help="weak scaling instead")
     parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.profile_worker:
         return profile_worker([a for a in rest if a != "--"])
-    runs = {name: [] for name in SIDES}
+    sides = WEAK_SIDES if args.weak else SIDES
+    runs = {name: [] for name in sides}
     for seed in args.seeds:
-        for name, (launcher, module, num_envs) in SIDES.items():
-            command = [*launcher, *module, *flags(num_envs, args.total_steps, seed)]
+        for name, (launcher, module, num_envs, more) in sides.items():
+            command = [
+                *launcher, *module, *flags(num_envs, args.total_steps, seed), *more
+            ]  # fmt: skip
             summary = run(command, f"{name}, seed {seed}")
             runs[name].append(summary)
             print(
@@ -129,18 +145,22 @@ def main() -> None:
         }
         for name, rs in runs.items()
     }
-    one, two = (table[name] for name in SIDES)
+    one = table[next(iter(sides))]
 
-    def ratio(key):
-        if one[key] is None or two[key] is None:
+    def ratio(other, key):
+        if one[key] is None or other[key] is None:
             return None
-        return two[key] / one[key]
+        return other[key] / one[key]
 
     ratios = {
-        "steps_per_s": ratio("median_steps_per_s"),
-        "wall_s_to_solve": ratio("median_wall_s_to_solve"),
-        "steps_to_solve": ratio("median_steps_to_solve"),
+        name: {
+            key: ratio(row, f"median_{key}")
+            for key in ("steps_per_s", "wall_s_to_solve", "steps_to_solve")
+        }
+        for name, row in list(table.items())[1:]
     }
+    if not args.weak:  # the strong comparison keeps its original form
+        ratios = next(iter(ratios.values()))
     result = {
         "command": "python benchmarks/distributed.py " + " ".join(sys.argv[1:]),
         "machine": machine_settings(),
@@ -149,7 +169,7 @@ def main() -> None:
         "table": table,
         "ratios_2_over_1": ratios,
         "targets": {"steps_per_s": ">= 1.5", "wall_s_to_solve": "<= 0.7"},
-        "profile": profile(args.profile_steps),
+        "profile": {} if args.weak else profile(args.profile_steps),
     }
     lines = [
         "| run | steps/s (median) | steps to solve (median) | wall s to solve "
@@ -165,15 +185,17 @@ def main() -> None:
     lines.append("")
     lines.append("Ratios, 2 processes / 1 process: " + json.dumps(ratios))
     lines.append("")
-    lines.append("Seconds per iteration (rank 0):")
+    if result["profile"]:
+        lines.append("Seconds per iteration (rank 0):")
     for name, prof in result["profile"].items():
         parts = ", ".join(f"{k} {v:.3f}" for k, v in prof["per_iteration_s"].items())
         lines.append(f"- {name}: {parts}")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "distributed.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "distributed.md").write_text(
+    stem = "distributed_weak" if args.weak else "distributed"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{stem}.md").write_text(
         f"# Distributed PPO, {result['machine']['date']}\n\n"
         f"`{result['command']}`\n\n" + markdown
     )

@@ -4,8 +4,9 @@ Each public function names the chapter that derives it. The modules, in layers
 from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 
 1. pure math: ``checks``, ``advantages``, ``objectives``, ``scaling``,
-   ``stats`` (aggregates over runs, with intervals); and ``ranks`` (what the
-   processes of one run share);
+   ``stats`` (aggregates over runs, with intervals), ``timing`` (seconds per
+   phase), ``cost_model`` (what an iteration costs on W workers, chapter 8);
+   and ``ranks`` (what the processes of one run share);
 2. what the math acts on: ``networks``, ``envs``, ``rollout``; ``optim`` (one
    gradient step, minibatches);
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;

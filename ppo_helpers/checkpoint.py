@@ -80,6 +80,9 @@ class ReplayEpisodes(gym.Wrapper):
         self.stream_seed: int | None = None
         self.episode = 0
         self.actions: list[np.ndarray] = []
+        # what restore_envs hands each sub-env (VectorEnv.set_attr), so that
+        # envs stepped in other processes (AsyncVectorEnv) are replayed there
+        self.to_replay: dict | None = None
 
     def _seed(self) -> int | None:
         if self.stream_seed is None:
@@ -98,7 +101,7 @@ class ReplayEpisodes(gym.Wrapper):
         self.actions.append(np.array(action, copy=True))
         return self.env.step(action)
 
-    def state(self) -> dict:
+    def replay_state(self) -> dict:
         """What ``replay`` needs: the stream seed, the episode number, the actions."""
         if self.stream_seed is None:
             raise CheckpointError("an env never reset with a seed cannot be replayed")
@@ -110,8 +113,10 @@ class ReplayEpisodes(gym.Wrapper):
             "actions": torch.from_numpy(actions),
         }
 
-    def replay(self, state: dict) -> tuple[np.ndarray, float]:
-        """Rebuild the episode in ``state``; return its observation and return."""
+    def replay(self, state: dict | None = None) -> tuple[np.ndarray, float]:
+        """Rebuild the episode in ``state`` (default: ``to_replay``); return its
+        observation and return."""
+        state = self.to_replay if state is None else state
         self.stream_seed, self.episode = (
             int(state["stream_seed"]),
             int(state["episode"]),
@@ -132,13 +137,14 @@ class ReplayEpisodes(gym.Wrapper):
         return obs, episode_return
 
 
-def _sub_envs(envs: gym.vector.VectorEnv) -> list[ReplayEpisodes]:
-    subs = getattr(envs.unwrapped, "envs", [])
-    if not subs or not all(isinstance(env, ReplayEpisodes) for env in subs):
+def _call_sub_envs(envs: gym.vector.VectorEnv, name: str) -> tuple:
+    """``ReplayEpisodes.<name>()`` of every sub-env, in or out of this process."""
+    try:
+        return envs.unwrapped.call(name)
+    except AttributeError:
         raise TypeError(
             "checkpointing needs make_vector_env(..., wrapper=ReplayEpisodes)"
-        )
-    return subs
+        ) from None
 
 
 def _episode_statistics(envs: gym.vector.VectorEnv) -> RecordEpisodeStatistics:
@@ -154,7 +160,7 @@ def env_state(envs: gym.vector.VectorEnv, obs: np.ndarray) -> dict:
     """The replay state of every sub-env, and ``obs`` (N, D) to check it against."""
     return {
         "obs": torch.from_numpy(np.array(obs, copy=True)),
-        "episodes": [env.state() for env in _sub_envs(envs)],
+        "episodes": list(_call_sub_envs(envs, "replay_state")),
     }
 
 
@@ -166,19 +172,20 @@ def restore_envs(envs: gym.vector.VectorEnv, state: dict) -> np.ndarray:
     are rebuilt too, so the episodes in progress are reported as if never
     interrupted.
     """
-    subs, stats = _sub_envs(envs), _episode_statistics(envs)
+    stats = _episode_statistics(envs)
     saved_obs = state["obs"].numpy()
-    if len(state["episodes"]) != len(subs):
+    if len(state["episodes"]) != envs.num_envs:
         raise CheckpointError(
-            f"checkpoint has {len(state['episodes'])} envs, the run has {len(subs)}"
+            f"checkpoint has {len(state['episodes'])} envs, the run has {envs.num_envs}"
         )
-    replayed = []
-    for i, (env, episode) in enumerate(zip(subs, state["episodes"], strict=True)):
-        obs, episode_return = env.replay(episode)
+    envs.unwrapped.set_attr("to_replay", list(state["episodes"]))
+    replayed = _call_sub_envs(envs, "replay")
+    for i, (episode, (_, episode_return)) in enumerate(
+        zip(state["episodes"], replayed, strict=True)
+    ):
         stats.episode_returns[i] = episode_return
         stats.episode_lengths[i] = len(episode["actions"])
-        replayed.append(obs)
-    obs = np.stack(replayed).astype(saved_obs.dtype)
+    obs = np.stack([obs for obs, _ in replayed]).astype(saved_obs.dtype)
     if not np.array_equal(obs, saved_obs):
         raise CheckpointError(
             "replaying the saved episodes did not reach the saved observations: "

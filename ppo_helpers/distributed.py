@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=("auto", "gloo", "nccl"),
         default="auto",
-        help="all-reduce backend; auto: nccl when every rank has a GPU, "
-        "else gloo (default: auto)",
+        help="all-reduce backend; auto: gloo, since the networks and their "
+        "gradients stay on the CPU; nccl copies each tensor to the rank's GPU "
+        "and back (default: auto)",
     )
     group.add_argument(
         "--timeout",
@@ -69,16 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
 def connect(backend: str = "auto", timeout_s: float = 60.0) -> Ranks:
     """Join the process group that torchrun describes in the environment.
 
-    nccl needs a GPU per rank (``LOCAL_RANK`` picks it) and moves each tensor
-    there for the all-reduce; the networks themselves stay on the CPU, where
-    64-unit MLPs are fastest. A collective that waits longer than
-    ``timeout_s`` raises instead of hanging.
+    The networks stay on the CPU, where 64-unit MLPs are fastest, so their
+    gradients are CPU tensors and ``auto`` takes gloo, which reduces them where
+    they are. ``nccl`` needs a GPU per rank (``LOCAL_RANK`` picks it) and
+    copies each tensor there and back for every collective; it is there for
+    networks big enough to train on a GPU, which this code does not do yet
+    (chapter 8). A collective that waits longer than ``timeout_s`` raises
+    instead of hanging.
     """
     check_range("timeout", timeout_s, 0, low_inclusive=False)
     if backend == "auto":
-        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        backend = "nccl" if gpus >= local_ranks else "gloo"
+        backend = "gloo"
     device = torch.device("cpu")
     if backend == "nccl":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

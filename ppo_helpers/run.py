@@ -38,7 +38,7 @@ from ppo_helpers.timing import NOT_TIMED, PhaseTimes
 
 SOLVED_WINDOW = 100
 # Fields that a resumed run may change: they do not alter what is trained.
-RESUMABLE_CHANGES = ("total_steps", "solved_return")
+RESUMABLE_CHANGES = ("total_steps", "solved_return", "async_envs")
 
 
 class Algorithm(Protocol):
@@ -173,7 +173,10 @@ class RunState:
         every rank, and the sampling streams differ."""
         torch.manual_seed(cfg.seed)
         envs = make_vector_env(
-            cfg.env_id, cfg.num_envs, wrapper=checkpoint.ReplayEpisodes
+            cfg.env_id,
+            cfg.num_envs,
+            wrapper=checkpoint.ReplayEpisodes,
+            asynchronous=cfg.async_envs,
         )
         obs, _ = envs.reset(seed=cfg.seed + ranks.rank * cfg.num_envs)
         agent = ActorCritic(
@@ -404,31 +407,34 @@ def train(
     if resume is True and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     run = RunState.start(cfg, algorithm, ranks)
-    check_same_weights(run.agent, ranks)
-    if resume and not isinstance(resume, checkpoint.Loaded):
-        resume = on_rank0(
-            ranks,
-            lambda: (
-                checkpoint.load_latest(checkpoint_dir)
-                if resume is True
-                else checkpoint.Loaded(Path(resume), checkpoint.load(resume))
-            ),
-        )
-    if resume:
-        run.load_state_dict(resume.state, resume.path)
-    start = time.perf_counter() - run.result.wall_s
-    while run.env_steps < cfg.total_steps:
-        previous = run.env_steps
-        stats, new_episodes = one_iteration(run, start, phase_times)
-        if on_update is not None:
-            on_update(stats, new_episodes)
-        passed_mark = run.env_steps // checkpoint_every > previous // checkpoint_every
-        if checkpoint_dir is not None and (
-            passed_mark or run.env_steps >= cfg.total_steps
-        ):
-            check_same_weights(run.agent, ranks)
-            state = run.state_dict()  # on every rank: it gathers
-            on_rank0(ranks, partial(_save, checkpoint_dir, run.env_steps, state))
-    run.envs.close()
+    try:  # the envs are closed on any error too: their processes end
+        check_same_weights(run.agent, ranks)
+        if resume and not isinstance(resume, checkpoint.Loaded):
+            resume = on_rank0(
+                ranks,
+                lambda: (
+                    checkpoint.load_latest(checkpoint_dir)
+                    if resume is True
+                    else checkpoint.Loaded(Path(resume), checkpoint.load(resume))
+                ),
+            )
+        if resume:
+            run.load_state_dict(resume.state, resume.path)
+        start = time.perf_counter() - run.result.wall_s
+        while run.env_steps < cfg.total_steps:
+            previous = run.env_steps
+            stats, new_episodes = one_iteration(run, start, phase_times)
+            if on_update is not None:
+                on_update(stats, new_episodes)
+            mark = checkpoint_every
+            passed_mark = run.env_steps // mark > previous // mark
+            if checkpoint_dir is not None and (
+                passed_mark or run.env_steps >= cfg.total_steps
+            ):
+                check_same_weights(run.agent, ranks)
+                state = run.state_dict()  # on every rank: it gathers
+                on_rank0(ranks, partial(_save, checkpoint_dir, run.env_steps, state))
+    finally:
+        run.envs.close()
     run.result.wall_s = time.perf_counter() - start
     return run.result

@@ -166,3 +166,36 @@ def test_resume_refuses_a_different_config(tmp_path, tiny):
     other = ppo.PPOConfig(total_steps=256, gamma=0.99, **tiny)
     with pytest.raises(CheckpointError, match="gamma=0.999, this run has gamma=0.99"):
         run.train(other, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_envs_in_their_own_processes_train_and_resume_as_in_one(tmp_path, tiny):
+    """AsyncVectorEnv steps the same envs as SyncVectorEnv, so the run is the
+    same bit for bit; a checkpoint written with one resumes with the other."""
+    in_one = run.train(ppo.PPOConfig(total_steps=768, **tiny))
+    run.train(
+        ppo.PPOConfig(total_steps=384, async_envs=True, **tiny),
+        checkpoint_dir=tmp_path,
+    )
+    saved = checkpoint.load(checkpoint.latest(tmp_path))
+    assert all(len(e["actions"]) > 0 for e in saved["ranks"][0]["envs"]["episodes"])
+    resumed = run.train(
+        ppo.PPOConfig(total_steps=768, **tiny), checkpoint_dir=tmp_path, resume=True
+    )
+    _same_state(in_one.agent.state_dict(), resumed.agent.state_dict())
+    assert [e[2:] for e in in_one.episodes] == [e[2:] for e in resumed.episodes]
+    # and the other way round: written in one process, resumed in several
+    run.train(
+        ppo.PPOConfig(total_steps=1152, async_envs=True, **tiny),
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    longer = run.train(ppo.PPOConfig(total_steps=1152, **tiny))
+    resumed = run.load_agent(checkpoint.latest(tmp_path))
+    _same_state(longer.agent.state_dict(), resumed.state_dict())
+
+
+def test_checkpointing_envs_without_the_replay_wrapper_is_refused():
+    envs = make_vector_env("CartPole-v1", 2)  # CartPole has a `state` attribute
+    obs, _ = envs.reset(seed=0)
+    with pytest.raises(TypeError, match="wrapper=ReplayEpisodes"):
+        checkpoint.env_state(envs, obs)

@@ -16,6 +16,7 @@ LAYERS = {
     "stats": 1,
     "ranks": 1,  # what the processes of one run share
     "timing": 1,  # seconds per phase of an iteration
+    "cost_model": 1,  # what an iteration costs on W workers
     "networks": 2,  # what the math acts on
     "envs": 2,
     "rollout": 2,
