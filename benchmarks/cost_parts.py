@@ -34,6 +34,8 @@ import torch.multiprocessing as mp
 
 from ppo_helpers import ppo, run
 from ppo_helpers.cost_model import Line
+from ppo_helpers.envs import env_spaces
+from ppo_helpers.networks import ActorCritic
 from ppo_helpers.timing import PhaseTimes
 
 ENV_COUNTS = (4, 8, 16, 32)
@@ -86,7 +88,11 @@ def loop_parts(env_id: str, asynchronous: bool = False, iterations: int = 3) -> 
 
 def weights(cfg: ppo.PPOConfig) -> int:
     """Parameters of the agent that ``cfg`` trains."""
-    agent = run.RunState.start(cfg, ppo.PPO(cfg)).agent
+    agent = ActorCritic(
+        *env_spaces(cfg.env_id),
+        cfg.hidden,
+        state_dependent_std=cfg.state_dependent_std,
+    )
     return sum(p.numel() for p in agent.parameters())
 
 

@@ -22,6 +22,7 @@ average at the start and end is recorded next to them.
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -117,17 +118,30 @@ def evaluate_checkpoints(folder: Path, episodes: int) -> dict[int, dict]:
     return out
 
 
-def machine_settings() -> dict:
-    """The versions, core count and date to store beside a benchmark's results."""
+def machine_settings(*modules: str) -> dict:
+    """The CPU, load average, versions and date to store beside a benchmark's
+    results; the ``modules`` named (e.g. ``"mujoco"``) add their ``__version__``
+    (imported here: importing mujoco starts a process)."""
     import gymnasium
     import torch
 
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
     return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
         "torch": torch.__version__,
         "gymnasium": gymnasium.__version__,
+        **{m: importlib.import_module(m).__version__ for m in modules},
         "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
 

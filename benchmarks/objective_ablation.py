@@ -41,7 +41,6 @@ import csv
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+from lunarlander import machine_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "book" / "data"
@@ -199,34 +199,10 @@ def probe(out: Path, jobs: int) -> None:
         command="python benchmarks/objective_ablation.py --probe",
         started=start,
         jobs=jobs,
-        machine=machine(),
+        machine=machine_settings("mujoco", "numpy"),
         runs=runs,
     )
     (out / NAMES["probes"]).write_text(json.dumps(meta, indent=1) + "\n")
-
-
-def machine() -> dict:
-    import gymnasium
-    import mujoco
-    import torch
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "mujoco": mujoco.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-    }
 
 
 def main(argv=None) -> int:
@@ -303,7 +279,7 @@ def main(argv=None) -> int:
         seeds=list(plan_seeds),
         settings=[s.name for s in settings],
         random_episodes=10 if args.quick else RANDOM_EPISODES,
-        machine=machine(),
+        machine=machine_settings("mujoco", "numpy"),
     )
     sittings = meta.setdefault("sittings", [])
     sittings.append(

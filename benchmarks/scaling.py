@@ -28,16 +28,16 @@ A Markdown table goes beside it. Run nothing else meanwhile.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from cost_parts import parts
+from lunarlander import machine_settings
 
 from ppo_helpers import ppo
-from ppo_helpers.cost_model import Costs, Workload, iteration_s
+from ppo_helpers.cost_model import Costs, Workload, iteration_s, speedup
 
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -53,6 +53,16 @@ def command(design: str, workers: int, flags: list[str]) -> list[str]:
         return [sys.executable, *profiled, *extra]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     return [*torchrun, "--nproc-per-node", str(workers), *profiled]
+
+
+def envs_per_process(design: str, scaling: str, workers: int, envs: int) -> int:
+    """The envs that each process steps when ``design`` runs on ``workers`` with
+    ``envs`` envs in all (strong) or per worker (weak)."""
+    if design == "dppo":  # a process per worker, each with its share or its own
+        return envs // workers if scaling == "strong" else envs
+    if design == "async" and scaling == "weak":  # one process, a worker per env
+        return envs * workers
+    return envs
 
 
 def measure(design: str, workers: int, envs_per_process: int, args) -> dict:
@@ -83,29 +93,6 @@ def measure(design: str, workers: int, envs_per_process: int, args) -> dict:
         "per_iteration_s": per,
         "process_wall_s": round(wall, 2),
         "load_average": os.getloadavg(),
-    }
-
-
-def machine() -> dict:
-    import gymnasium
-    import torch
-
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "load_average_before": os.getloadavg(),
     }
 
 
@@ -181,7 +168,7 @@ def main() -> None:
     per_worker = args.envs_per_worker or total
     result = {
         "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
+        "machine": machine_settings(),
         "settings": vars(args) | {"out": str(args.out)},
         "parts": parts(args.env),
         "runs": [],
@@ -198,15 +185,10 @@ def main() -> None:
         shape = Workload(envs, args.num_steps, cfg.update_epochs, cfg.num_minibatches)
         name = DESIGN_NAMES[design]
         predicted = iteration_s(costs, shape, name, workers, scaling)
-        one = iteration_s(costs, shape, "one process", 1, scaling)
-        per_process = (
-            envs // workers if (design, scaling) == ("dppo", "strong") else envs
-        )
-        if design == "async" and scaling == "weak":
-            per_process = envs * workers
         if design == "one" and scaling == "weak" and per_worker == total:
             baseline["weak"] = baseline["strong"]  # the same run
             continue
+        per_process = envs_per_process(design, scaling, workers, envs)
         row = measure(design, workers, per_process, args)
         if design == "one":
             baseline[scaling] = row
@@ -219,8 +201,7 @@ def main() -> None:
             "predicted_s": predicted["total"],
             "predicted_parts_s": predicted,
             "speedup": measured_rate / (base["batch"] / base["iteration_s"]),
-            "predicted_speedup": (predicted["env_steps"] / predicted["total"])
-            / (one["env_steps"] / one["total"]),
+            "predicted_speedup": speedup(costs, shape, name, workers, scaling),
         }
         result["runs"].append(row)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

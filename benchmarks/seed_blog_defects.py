@@ -28,7 +28,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from unittest import mock
 import gymnasium as gym
 import torch
 from gymnasium.wrappers import TimeLimit
+from lunarlander import machine_settings
 
 from ppo_helpers import objectives, rollout, run
 from ppo_helpers.advantages import gae, next_state_values
@@ -173,17 +173,6 @@ def write_atomically(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def machine() -> dict:
-    import gymnasium
-
-    return dict(
-        torch=torch.__version__,
-        gymnasium=gymnasium.__version__,
-        python=platform.python_version(),
-        cpus=os.cpu_count(),
-    )
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget, temp dir")
@@ -209,7 +198,7 @@ def main(argv=None) -> int:
     data.update(
         command=" ".join(["python benchmarks/seed_blog_defects.py", *sys.argv[1:]]),
         plan={**plan, "defects": list(DEFECTS), "env_id": ENV_ID, "cap": BLOG_CAP},
-        machine=machine(),
+        machine=machine_settings(),
     )
     done = {(r["defect"], r["seed"]) for r in data["runs"]}
     todo = [(d, s) for s in plan["seeds"] for d in DEFECTS if (d, s) not in done]

@@ -5,8 +5,9 @@ from the bottom (a module imports only from layers below it; CONTRIBUTING.md):
 
 1. pure math: ``checks``, ``advantages``, ``objectives``, ``scaling``,
    ``stats`` (aggregates over runs, with intervals), ``timing`` (seconds per
-   phase), ``cost_model`` (what an iteration costs on W workers, chapter 8);
-   and ``ranks`` (what the processes of one run share);
+   phase), ``cost_model`` (what an iteration costs on W workers, chapter 8),
+   ``seeding`` (every seed of a run); and ``ranks`` (what the processes of one
+   run share);
 2. what the math acts on: ``networks``, ``envs``, ``rollout``; ``optim`` (one
    gradient step, minibatches);
 3. one algorithm step: ``ppo`` (config and update), ``trpo``;

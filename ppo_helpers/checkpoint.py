@@ -7,18 +7,18 @@ a rollout). It holds everything that changes while PPO trains:
   (two ``state_dict``s), and the env's spaces that the network was built for;
 * the algorithm's name and state (PPO's beta, TRPO's settings), the step
   counter, the config, the episode log and the update diagnostics so far;
-* per rank (one in a single process; chapter 8 runs several): torch's random
-  number generator state (action sampling, minibatch order), the reward
+* per rank (one in a single process; chapter 8 runs several): the state of
+  its random number generator (action sampling, minibatch order), the reward
   scaler's running statistics and the environments.
 
 The environments are the hard part: a LunarLander episode lives in a Box2D
 world, which cannot be pickled. So we do not save the world; we save how to
 rebuild it. An episode is fixed by two things: how it started (its reset seed)
-and what the agent did since (its actions). ``ReplayEpisodes`` wraps each
+and what the agent did since (its actions). ``envs.ReplayEpisodes`` wraps each
 sub-env and keeps both:
 
 * the sub-env that ``reset(seed=s)`` seeded resets its episode ``k`` with
-  ``episode_seed(s, k)``, a hash of ``(s, k)``. Knowing ``(s, k)`` is enough
+  ``seeding.episode_seed(s, k)``, a hash of ``(s, k)``. Knowing ``(s, k)`` is enough
   to restart the episode; no random generator state has to be saved.
 * it records the actions taken since that reset.
 
@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from ppo_helpers.envs import ReplayError
+
 FORMAT = "ppo_helpers.checkpoint"
 VERSION = 4  # 4: the algorithm's state under "algorithm" (was "beta")
 KEEP = 3
@@ -56,87 +58,6 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, foreign or does not fit the run."""
 
 
-def episode_seed(stream_seed: int, episode: int) -> int:
-    """Reset seed of episode ``episode`` (0, 1, ...) of the env seeded ``stream_seed``.
-
-    A hash (``numpy.random.SeedSequence``), so the seeds of different envs and
-    episodes do not collide the way ``stream_seed + episode`` would.
-    """
-    return int(np.random.SeedSequence([stream_seed, episode]).generate_state(1)[0])
-
-
-class ReplayEpisodes(gym.Wrapper):
-    """Makes the current episode of one env rebuildable from (seed, actions).
-
-    ``reset(seed=s)`` starts the stream: episode 0 is reset with
-    ``episode_seed(s, 0)``, and each later ``reset()`` (the vector env's
-    autoreset) starts episode ``k`` with ``episode_seed(s, k)``. ``actions``
-    lists the actions taken since the current episode began, as the env got
-    them (ints, or float vectors for a Box).
-    """
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self.stream_seed: int | None = None
-        self.episode = 0
-        self.actions: list[np.ndarray] = []
-        # what restore_envs hands each sub-env (VectorEnv.set_attr), so that
-        # envs stepped in other processes (AsyncVectorEnv) are replayed there
-        self.to_replay: dict | None = None
-
-    def _seed(self) -> int | None:
-        if self.stream_seed is None:
-            return None
-        return episode_seed(self.stream_seed, self.episode)
-
-    def reset(self, *, seed=None, options=None):
-        if seed is not None:
-            self.stream_seed, self.episode = int(seed), 0
-        elif self.stream_seed is not None:
-            self.episode += 1
-        self.actions = []
-        return self.env.reset(seed=self._seed(), options=options)
-
-    def step(self, action):
-        self.actions.append(np.array(action, copy=True))
-        return self.env.step(action)
-
-    def replay_state(self) -> dict:
-        """What ``replay`` needs: the stream seed, the episode number, the actions."""
-        if self.stream_seed is None:
-            raise CheckpointError("an env never reset with a seed cannot be replayed")
-        space = self.action_space
-        actions = np.array(self.actions, dtype=space.dtype).reshape(-1, *space.shape)
-        return {
-            "stream_seed": self.stream_seed,
-            "episode": self.episode,
-            "actions": torch.from_numpy(actions),
-        }
-
-    def replay(self, state: dict | None = None) -> tuple[np.ndarray, float]:
-        """Rebuild the episode in ``state`` (default: ``to_replay``); return its
-        observation and return."""
-        state = self.to_replay if state is None else state
-        self.stream_seed, self.episode = (
-            int(state["stream_seed"]),
-            int(state["episode"]),
-        )
-        obs, _ = self.env.reset(seed=self._seed())
-        # rows of a NumPy array: np.int64 or float vectors, as the vector env
-        # passes them, in case an env tells them apart
-        self.actions = list(state["actions"].numpy())
-        episode_return = 0.0
-        for action in self.actions:
-            obs, reward, terminated, truncated, _ = self.env.step(action)
-            episode_return += float(reward)
-            if terminated or truncated:
-                raise CheckpointError(
-                    "replaying a saved episode ended it early: the env does not "
-                    "behave as when the checkpoint was written (another version?)"
-                )
-        return obs, episode_return
-
-
 def _call_sub_envs(envs: gym.vector.VectorEnv, name: str) -> tuple:
     """``ReplayEpisodes.<name>()`` of every sub-env, in or out of this process."""
     try:
@@ -145,6 +66,8 @@ def _call_sub_envs(envs: gym.vector.VectorEnv, name: str) -> tuple:
         raise TypeError(
             "checkpointing needs make_vector_env(..., wrapper=ReplayEpisodes)"
         ) from None
+    except ReplayError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def _episode_statistics(envs: gym.vector.VectorEnv) -> RecordEpisodeStatistics:

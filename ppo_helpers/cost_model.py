@@ -40,7 +40,7 @@ process; under ``"weak"`` scaling every worker keeps the envs, so the batch
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -189,6 +189,21 @@ def speedup(
     return (run["env_steps"] / run["total"]) / (one["env_steps"] / one["total"])
 
 
+def with_env_cost(costs: Costs, env_s: float) -> Costs:
+    """``costs`` for an env whose own step takes ``env_s`` seconds per env step.
+
+    The env's step is part of the rollout's slope, so the rollout's slope moves
+    with it; everything else stays as measured.
+    """
+    check_range("env_s", env_s, 0.0)
+    moved = env_s - costs.env.slope
+    return replace(
+        costs,
+        rollout=Line(costs.rollout.fixed, costs.rollout.slope + moved),
+        env=Line(costs.env.fixed, env_s),
+    )
+
+
 def crossover_env_s(costs: Costs, work: Workload, design: str, workers: int = 2):
     """The env cost per env step (s) above which ``design`` on ``workers`` beats
     one process under strong scaling, all else as measured; ``None`` if no env
@@ -199,16 +214,7 @@ def crossover_env_s(costs: Costs, work: Workload, design: str, workers: int = 2)
     """
 
     def gain(env_s: float) -> float:  # one process's time minus the design's
-        moved = env_s - costs.env.slope
-        cheaper = Costs(
-            Line(costs.rollout.fixed, costs.rollout.slope + moved),
-            Line(costs.env.fixed, env_s),
-            costs.pipes,
-            costs.gradient,
-            costs.allreduce,
-            costs.weights,
-            costs.cores,
-        )
+        cheaper = with_env_cost(costs, env_s)
         one = iteration_s(cheaper, work, "one process", 1, "strong")["total"]
         return one - iteration_s(cheaper, work, design, workers, "strong")["total"]
 

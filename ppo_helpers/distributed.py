@@ -18,6 +18,7 @@ flags (--nnodes 2 --rdzv-backend c10d --rdzv-endpoint HOST:PORT).
 """
 
 import argparse
+import copy
 import datetime
 import os
 import re
@@ -131,7 +132,8 @@ def in_threads(world_size: int, fn) -> list:
     def exchange(rank, obj):
         slots[rank] = obj
         barrier.wait()
-        everyone = list(slots)
+        # copies, as a process group's gather hands every rank objects of its own
+        everyone = copy.deepcopy(slots)
         barrier.wait()
         return everyone
 

@@ -4,15 +4,20 @@ Vector envs use Gymnasium's ``SAME_STEP`` autoreset: when an episode ends, the
 observation returned is already the first one of the next episode and the true
 last observation is in ``info["final_obs"]``. That is what lets the rollout
 bootstrap ``V(s_T)`` after a time-limit truncation (chapter 5).
+``ReplayEpisodes`` makes each env's current episode rebuildable from its seed
+and actions, which is how a checkpoint saves envs (``checkpoint``, chapter 9).
 """
 
 from collections.abc import Callable
 
 import gymnasium as gym
+import numpy as np
+import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from ppo_helpers.checks import check_range
+from ppo_helpers.seeding import episode_seed
 
 
 class EnvIdError(ValueError):
@@ -106,7 +111,7 @@ def make_vector_env(
     ``asynchronous`` each steps in a process of its own (``AsyncVectorEnv``),
     which gives the same observations and pays only where an env step costs
     more than the messages to and from its process (chapter 8 measures where).
-    ``wrapper``, if given, wraps each copy (``checkpoint.ReplayEpisodes``, chapter 9).
+    ``wrapper``, if given, wraps each copy (``ReplayEpisodes``, chapter 9).
     """
     check_range("num_envs", num_envs, 1)
     check_env_id(env_id)
@@ -126,3 +131,79 @@ def make_vector_env(
         envs.close()
         raise
     return RecordEpisodeStatistics(envs)
+
+
+class ReplayError(ValueError):
+    """An episode that cannot be replayed: never seeded, or the env changed."""
+
+
+class ReplayEpisodes(gym.Wrapper):
+    """Makes the current episode of one env rebuildable from (seed, actions).
+
+    ``reset(seed=s)`` starts the stream: episode 0 is reset with
+    ``seeding.episode_seed(s, 0)``, and each later ``reset()`` (the vector env's
+    autoreset) starts episode ``k`` with ``episode_seed(s, k)``. ``actions``
+    lists the actions taken since the current episode began, as the env got
+    them (ints, or float vectors for a Box).
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.stream_seed: int | None = None
+        self.episode = 0
+        self.actions: list[np.ndarray] = []
+        # what checkpoint.restore_envs hands each sub-env (VectorEnv.set_attr), so that
+        # envs stepped in other processes (AsyncVectorEnv) are replayed there
+        self.to_replay: dict | None = None
+
+    def _seed(self) -> int | None:
+        if self.stream_seed is None:
+            return None
+        return episode_seed(self.stream_seed, self.episode)
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.stream_seed, self.episode = int(seed), 0
+        elif self.stream_seed is not None:
+            self.episode += 1
+        self.actions = []
+        return self.env.reset(seed=self._seed(), options=options)
+
+    def step(self, action):
+        self.actions.append(np.array(action, copy=True))
+        return self.env.step(action)
+
+    def replay_state(self) -> dict:
+        """What ``replay`` needs: the stream seed, the episode number, the actions."""
+        if self.stream_seed is None:
+            raise ReplayError("an env never reset with a seed cannot be replayed")
+        space = self.action_space
+        actions = np.array(self.actions, dtype=space.dtype).reshape(-1, *space.shape)
+        return {
+            "stream_seed": self.stream_seed,
+            "episode": self.episode,
+            "actions": torch.from_numpy(actions),
+        }
+
+    def replay(self, state: dict | None = None) -> tuple[np.ndarray, float]:
+        """Rebuild the episode in ``state`` (default: ``to_replay``); return its
+        observation and return."""
+        state = self.to_replay if state is None else state
+        self.stream_seed, self.episode = (
+            int(state["stream_seed"]),
+            int(state["episode"]),
+        )
+        obs, _ = self.env.reset(seed=self._seed())
+        # rows of a NumPy array: np.int64 or float vectors, as the vector env
+        # passes them, in case an env tells them apart
+        self.actions = list(state["actions"].numpy())
+        episode_return = 0.0
+        for action in self.actions:
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            episode_return += float(reward)
+            if terminated or truncated:
+                raise ReplayError(
+                    "replaying a saved episode ended it early: the env does not "
+                    "behave as when the checkpoint was written (another version?)"
+                )
+        return obs, episode_return

@@ -62,8 +62,11 @@ class Actor(Protocol):
     def distribution(self, params: torch.Tensor) -> Distribution:
         """pi(.|s) as a ``torch.distributions`` object, batch shape (B,)."""
 
-    def sample(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a ~ pi(.|s), log pi(a|s)): actions (B, *action_shape), (B,)."""
+    def sample(
+        self, params: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a ~ pi(.|s), log pi(a|s)): actions (B, *action_shape), (B,), drawn
+        from ``generator`` (default: torch's global one)."""
 
     def log_prob_entropy(
         self, params: torch.Tensor, actions: torch.Tensor
@@ -97,11 +100,13 @@ class CategoricalActor(nn.Module):
     def distribution(self, params: torch.Tensor) -> Distribution:
         return Categorical(logits=params, validate_args=False)
 
-    def sample(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, params: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(a ~ pi, log pi(a)), each (B,): ``distribution(params).sample()`` with
         less overhead, as the rollout calls it once per env step."""
         logp_all = torch.log_softmax(params, dim=-1)
-        action = torch.multinomial(logp_all.exp(), 1)
+        action = torch.multinomial(logp_all.exp(), 1, generator=generator)
         return action.squeeze(-1), logp_all.gather(-1, action).squeeze(-1)
 
     def log_prob_entropy(self, params, actions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,10 +188,17 @@ class GaussianActor(nn.Module):
         mean, log_std = params.chunk(2, dim=-1)
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1)
 
-    def sample(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a ~ pi, log pi(a)): actions (B, A), log-probabilities (B,)."""
+    def sample(
+        self, params: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a ~ pi, log pi(a)): actions (B, A), log-probabilities (B,).
+
+        ``torch.normal`` with the distribution's mean and sigma draws what
+        ``distribution(params).sample()`` draws, from ``generator``."""
         dist = self.distribution(params)
-        action = dist.sample()
+        normal = dist.base_dist
+        with torch.no_grad():
+            action = torch.normal(normal.loc, normal.scale, generator=generator)
         return action, dist.log_prob(action)
 
     def log_prob_entropy(self, params, actions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,9 +315,12 @@ class ActorCritic(nn.Module):
         """pi_theta(.|s) as a ``torch.distributions`` object, batch shape (B,)."""
         return self.actor.distribution(self.policy_params(obs))
 
-    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample a ~ pi_theta(.|s); return (action, log pi_theta(a|s))."""
-        return self.actor.sample(self.policy_params(obs))
+    def act(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample a ~ pi_theta(.|s) from ``generator`` (default: torch's global
+        one); return (action, log pi_theta(a|s))."""
+        return self.actor.sample(self.policy_params(obs), generator)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action: the argmax, or the Gaussian's mean."""

@@ -52,14 +52,17 @@ def gradient_step(
 
 
 def minibatches(
-    samples: dict[str, torch.Tensor], minibatch_size: int
+    samples: dict[str, torch.Tensor],
+    minibatch_size: int,
+    generator: torch.Generator | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Shuffle the samples, then yield consecutive minibatches (dicts like ``samples``).
 
-    One gather per tensor and epoch, then slices: the same minibatches as
-    indexing with each slice of ``torch.randperm``, in far fewer ops.
+    The order is drawn from ``generator`` (default: torch's global one). One
+    gather per tensor and epoch, then slices: the same minibatches as indexing
+    with each slice of ``torch.randperm``, in far fewer ops.
     """
-    perm = torch.randperm(len(samples["obs"]))
+    perm = torch.randperm(len(samples["obs"]), generator=generator)
     shuffled = {k: v[perm].split(minibatch_size) for k, v in samples.items()}
     for i in range(len(shuffled["obs"])):
         yield {k: chunks[i] for k, chunks in shuffled.items()}

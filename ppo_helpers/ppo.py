@@ -171,6 +171,7 @@ def update(
     cfg: PPOConfig,
     beta: float = 1.0,
     ranks: Ranks = SINGLE,
+    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """``cfg.update_epochs`` passes of minibatch Adam steps on one batch.
 
@@ -189,6 +190,7 @@ def update(
     With ``ranks`` of several processes (chapter 8), each rank passes its own
     batch; gradients, advantage moments, the early-stop KL and the diagnostics
     are averaged over ranks, so every rank takes the same steps and decisions.
+    The minibatch order is drawn from ``generator`` (default: torch's global one).
     """
     objective = objectives.OBJECTIVES[cfg.objective]
     obs = batch.obs.flatten(0, 1)
@@ -212,7 +214,7 @@ def update(
     )
     last_epoch_stats, steps, stop = [], 0, False
     for epoch in range(cfg.update_epochs):
-        epoch_batches = list(minibatches(samples, cfg.minibatch_size))
+        epoch_batches = list(minibatches(samples, cfg.minibatch_size, generator))
         if cfg.norm_adv:
             moments = advantage_moments([mb["adv"] for mb in epoch_batches], ranks)
         for i, mb in enumerate(epoch_batches):
@@ -292,10 +294,13 @@ class PPO:
         batch: RolloutBatch,
         advantages: torch.Tensor,
         ranks: Ranks = SINGLE,
+        generator: torch.Generator | None = None,
     ) -> dict[str, float]:
         """``update`` at the current beta, then beta's rule; the diagnostics
         (their ``beta`` is the one this update used)."""
-        stats = update(agent, optimizer, batch, advantages, self.cfg, self.beta, ranks)
+        stats = update(
+            agent, optimizer, batch, advantages, self.cfg, self.beta, ranks, generator
+        )
         if self.objective.adapt is not None and self.cfg.adaptive_beta:
             self.beta = objectives.adaptive_beta(
                 self.beta, stats["kl"], self.cfg.kl_target, **self.objective.adapt

@@ -59,6 +59,7 @@ def collect(
     obs: np.ndarray,
     num_steps: int,
     times: PhaseTimes = NOT_TIMED,
+    generator: torch.Generator | None = None,
 ) -> tuple[RolloutBatch, np.ndarray, list[tuple[float, int]]]:
     """Run ``agent`` for ``num_steps`` steps in every env of ``envs``.
 
@@ -67,7 +68,8 @@ def collect(
     ``(return, length)`` of every episode that finished, in order. ``envs`` must
     autoreset in ``SAME_STEP`` mode (``envs.make_vector_env`` does) so that the
     true last observation of a truncated episode is in ``info["final_obs"]``.
-    ``times`` gets the seconds spent in ``envs.step`` as "env stepping".
+    ``times`` gets the seconds spent in ``envs.step`` as "env stepping". Actions
+    are drawn from ``generator`` (default: torch's global one).
     """
     shape = (num_steps, envs.num_envs)
     # What the envs return goes into NumPy arrays (a NumPy write costs a fraction
@@ -84,7 +86,7 @@ def collect(
     for t in range(num_steps):
         obs_buf[t] = obs
         obs_t = torch.from_numpy(obs_buf[t])
-        actions[t], logprobs[t] = agent.act(obs_t)
+        actions[t], logprobs[t] = agent.act(obs_t, generator)
         env_actions = agent.env_action(actions[t])
         with times("env stepping"):
             obs, rewards[t], terminated[t], truncated[t], info = envs.step(env_actions)

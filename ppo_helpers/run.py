@@ -20,9 +20,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ppo_helpers import checkpoint
+from ppo_helpers import checkpoint, seeding
 from ppo_helpers.checks import check_range
-from ppo_helpers.envs import make_vector_env
+from ppo_helpers.envs import ReplayEpisodes, make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.ppo import PPO, PPOConfig
 from ppo_helpers.ranks import (
@@ -46,7 +46,8 @@ class Algorithm(Protocol):
 
     ``update`` changes ``agent`` from one rollout's ``batch`` and its
     ``advantages`` (T, N), averaging over ``ranks`` whatever it computes from
-    its own rank's batch, and returns float diagnostics; an update that ignored
+    its own rank's batch, drawing any random numbers (minibatch order) from
+    ``generator``, and returns float diagnostics; an update that ignored
     ``ranks`` would let the ranks' weights drift apart, which the check at every
     checkpoint catches. ``state_dict`` is what a checkpoint keeps of the
     algorithm (its state, or settings a resume must not change), and
@@ -60,6 +61,7 @@ class Algorithm(Protocol):
         batch: RolloutBatch,
         advantages: torch.Tensor,
         ranks: Ranks,
+        generator: torch.Generator,
     ) -> dict[str, float]: ...
 
     def state_dict(self) -> dict: ...
@@ -162,47 +164,59 @@ class RunState:
     result: TrainResult
     algorithm: Algorithm
     ranks: Ranks
+    generator: torch.Generator  # action sampling and minibatch order
     env_steps: int = 0
 
     @classmethod
     def start(
         cls, cfg: PPOConfig, algorithm: Algorithm, ranks: Ranks = SINGLE
     ) -> "RunState":
-        """A fresh run. Rank r's envs take seeds seed + r * num_envs onwards (as
-        if all ranks' envs were one vector env); the weights start the same on
-        every rank, and the sampling streams differ."""
-        torch.manual_seed(cfg.seed)
+        """A fresh run, seeded by ``seeding.seeds``: the weights start the same
+        on every rank, the envs and sampling streams differ."""
+        seeds = seeding.seeds(cfg.seed, ranks.rank, cfg.num_envs)
         envs = make_vector_env(
             cfg.env_id,
             cfg.num_envs,
-            wrapper=checkpoint.ReplayEpisodes,
+            wrapper=ReplayEpisodes,
             asynchronous=cfg.async_envs,
         )
-        obs, _ = envs.reset(seed=cfg.seed + ranks.rank * cfg.num_envs)
-        agent = ActorCritic(
-            envs.single_observation_space,
-            envs.single_action_space,
-            cfg.hidden,
-            cfg.norm_obs,
-            cfg.log_std_init,
-            cfg.action_squash,
-            cfg.state_dependent_std,
+        obs, _ = envs.reset(seed=seeds.envs)
+        agent, generator = seeding.seeded_build(
+            seeds.weights,
+            lambda: ActorCritic(
+                envs.single_observation_space,
+                envs.single_action_space,
+                cfg.hidden,
+                cfg.norm_obs,
+                cfg.log_std_init,
+                cfg.action_squash,
+                cfg.state_dependent_std,
+            ),
         )
-        if ranks.rank > 0:
-            torch.manual_seed(
-                int(np.random.SeedSequence([cfg.seed, ranks.rank]).generate_state(1)[0])
-            )
+        if seeds.sampling is not None:
+            generator.manual_seed(seeds.sampling)
         optimizer = torch.optim.Adam(
             agent.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True
         )
         scaler = RewardScaler(cfg.num_envs, cfg.gamma)
         result = TrainResult(agent, cfg, solved_threshold(cfg))
-        return cls(cfg, envs, obs, agent, optimizer, scaler, result, algorithm, ranks)
+        return cls(
+            cfg,
+            envs,
+            obs,
+            agent,
+            optimizer,
+            scaler,
+            result,
+            algorithm,
+            ranks,
+            generator,
+        )
 
     def rank_state(self) -> dict:
         """What differs between ranks: sampling stream, reward scaler, envs."""
         return {
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": self.generator.get_state(),
             "reward_scaler": self.scaler.state_dict(),
             "envs": checkpoint.env_state(self.envs, self.obs),
         }
@@ -258,7 +272,7 @@ class RunState:
         self.result.episodes, self.env_steps = progress_of(state)
         self.result.updates = list(state["updates"])
         self.result.wall_s = state["wall_s"]
-        torch.set_rng_state(mine["torch_rng"])
+        self.generator.set_state(mine["torch_rng"])
 
 
 def load_agent(path: str | os.PathLike) -> ActorCritic:
@@ -328,7 +342,7 @@ def one_iteration(
         optimizer.param_groups[0]["lr"] = lr
     with times("rollout"):
         batch, run.obs, finished = collect(
-            run.envs, run.agent, run.obs, cfg.num_steps, times
+            run.envs, run.agent, run.obs, cfg.num_steps, times, run.generator
         )
     run.env_steps += cfg.batch_size * ranks.world_size
     with times("statistics"):
@@ -347,7 +361,9 @@ def one_iteration(
             rewards = run.scaler.scale(rewards, batch.episode_ends, merge)
         advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda, rewards)
     with times("update"):
-        stats = run.algorithm.update(run.agent, optimizer, batch, advantages, ranks)
+        stats = run.algorithm.update(
+            run.agent, optimizer, batch, advantages, ranks, run.generator
+        )
     with times("statistics"):
         if cfg.norm_obs:  # after the update, so that it saw the rollout's statistics
             all_obs = torch.cat([obs for _, _, obs in shared], dim=1)

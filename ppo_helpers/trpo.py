@@ -273,6 +273,7 @@ def trpo_update(
     advantages: Tensor,
     cfg: PPOConfig,
     ranks: Ranks = SINGLE,
+    generator: torch.Generator | None = None,
     *,
     max_kl: float = 0.01,
     damping: float = 0.1,
@@ -288,7 +289,9 @@ def trpo_update(
     rank passes its own batch, all of one size; the advantage moments, the
     natural gradient's g and F v, the line search's L^CPI and KL, the critic's
     gradients and the diagnostics are averaged over ranks, so every rank takes
-    the step that one process would take on the union of the batches.
+    the step that one process would take on the union of the batches. The
+    critic's minibatch order is drawn from ``generator`` (default: torch's
+    global one).
 
     ==================  ======  ================================================
     Argument            Shape   Description
@@ -393,7 +396,7 @@ def trpo_update(
     value_losses: list[float] = []
     for _ in range(value_epochs):
         value_losses = []
-        for mb in minibatches(samples, cfg.minibatch_size):
+        for mb in minibatches(samples, cfg.minibatch_size, generator):
             v_loss = objectives.value_loss(
                 agent.value(mb["obs"]),
                 mb["returns"],
@@ -470,10 +473,18 @@ class TRPO:
         batch: RolloutBatch,
         advantages: Tensor,
         ranks: Ranks = SINGLE,
+        generator: torch.Generator | None = None,
     ) -> dict[str, float]:
         """``trpo_update`` with these settings; its diagnostics."""
         return trpo_update(
-            agent, optimizer, batch, advantages, self.cfg, ranks, **self.state_dict()
+            agent,
+            optimizer,
+            batch,
+            advantages,
+            self.cfg,
+            ranks,
+            generator,
+            **self.state_dict(),
         )
 
     def state_dict(self) -> dict:

@@ -167,3 +167,25 @@ def test_sigma_starts_at_log_std_init_and_varies_with_the_state_only_if_asked(
     log_std = params_of(actor).chunk(2, dim=-1)[1]
     spread = (log_std.max(0).values - log_std.min(0).values).max().item()
     assert (spread > 0.1) if state_dependent else (spread == 0.0)
+
+
+def test_a_generator_draws_what_the_global_stream_seeded_alike_draws(
+    actor_and_space,
+):
+    # a run samples from its own generator; seeded alike, it must draw exactly
+    # what torch's global generator drew before runs had one (checkpoints and
+    # committed runs rely on it), and then the two streams stay in step
+    actor, _ = actor_and_space
+    params = params_of(actor)
+    generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
+    for _ in range(3):
+        own, logp_own = actor.sample(params, generator)
+        shared, logp_shared = actor.sample(params)
+        assert torch.equal(own, shared) and torch.equal(logp_own, logp_shared)
+    assert torch.equal(generator.get_state(), torch.get_rng_state())
+    if isinstance(actor, GaussianActor):  # and what torch.distributions draws
+        torch.manual_seed(7)
+        drawn = actor.distribution(params).sample()
+        own, _ = actor.sample(params, torch.Generator().manual_seed(7))
+        assert torch.equal(own, drawn)

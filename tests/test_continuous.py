@@ -10,7 +10,7 @@ from conftest import episodes_without_wall, same_weights, spaces
 from torch.distributions import Normal, kl_divergence
 
 from ppo_helpers import checkpoint, objectives, ppo, run
-from ppo_helpers.envs import make_vector_env
+from ppo_helpers.envs import ReplayEpisodes, make_vector_env
 from ppo_helpers.networks import ActorCritic, ObservationNormalizer
 from ppo_helpers.ppo import PPOConfig
 from ppo_helpers.rollout import batch_gae, collect, evaluate
@@ -200,7 +200,7 @@ def test_a_tanh_squashed_run_trains_saves_and_reloads_squashed(tmp_path):
 
 
 def test_replay_rebuilds_a_pendulum_episode_from_float_actions():
-    envs = make_vector_env("Pendulum-v1", 2, wrapper=checkpoint.ReplayEpisodes)
+    envs = make_vector_env("Pendulum-v1", 2, wrapper=ReplayEpisodes)
     obs, _ = envs.reset(seed=3)
     rng = np.random.default_rng(0)
     for _ in range(57):
@@ -208,7 +208,7 @@ def test_replay_rebuilds_a_pendulum_episode_from_float_actions():
     state = checkpoint.env_state(envs, obs)
     assert state["episodes"][0]["actions"].shape == (57, 1)
     assert state["episodes"][0]["actions"].dtype == torch.float32
-    fresh = make_vector_env("Pendulum-v1", 2, wrapper=checkpoint.ReplayEpisodes)
+    fresh = make_vector_env("Pendulum-v1", 2, wrapper=ReplayEpisodes)
     assert np.array_equal(checkpoint.restore_envs(fresh, state), obs)
     envs.close()
     fresh.close()

@@ -10,6 +10,7 @@ from ppo_helpers.cost_model import (
     crossover_env_s,
     iteration_s,
     speedup,
+    with_env_cost,
 )
 
 # round numbers, so that every expected value below is exact arithmetic
@@ -89,24 +90,24 @@ def test_dppo_counts_one_allreduce_per_step_and_a_few_small_ones():
     assert parts["allreduce"] == pytest.approx(160 * per_step + 11 * small)
 
 
+def test_a_dearer_env_moves_the_rollout_by_the_same_amount():
+    dearer = with_env_cost(COSTS, 1e-3)  # 0.6 ms more per env step than 0.4 ms
+    assert dearer.env == Line(0.0, 1e-3)
+    assert dearer.rollout == Line(1e-4, pytest.approx(5e-4 + 6e-4, rel=1e-15))
+    assert (dearer.pipes, dearer.gradient) == (COSTS.pipes, COSTS.gradient)
+    with pytest.raises(ValueError, match="env_s must be"):
+        with_env_cost(COSTS, -1e-6)
+
+
 def test_the_crossover_is_where_the_two_designs_take_equal_time():
     for design in ("dppo", "async envs"):
         env_s = crossover_env_s(COSTS, WORK, design)
         assert env_s is not None and env_s > 0
 
-        def with_env(cost):
-            extra = cost - COSTS.env.slope
-            return Costs(
-                Line(COSTS.rollout.fixed, COSTS.rollout.slope + extra),
-                Line(0, cost),
-                *(COSTS.pipes, COSTS.gradient, COSTS.allreduce),
-                *(COSTS.weights, COSTS.cores),
-            )
-
-        at = speedup(with_env(env_s), WORK, design, 2, "strong")
+        at = speedup(with_env_cost(COSTS, env_s), WORK, design, 2, "strong")
         assert at == pytest.approx(1, rel=1e-9), design
-        assert speedup(with_env(2 * env_s), WORK, design, 2, "strong") > 1
-        assert speedup(with_env(env_s / 2), WORK, design, 2, "strong") < 1
+        assert speedup(with_env_cost(COSTS, 2 * env_s), WORK, design, 2, "strong") > 1
+        assert speedup(with_env_cost(COSTS, env_s / 2), WORK, design, 2, "strong") < 1
 
 
 def test_no_env_cost_makes_one_core_pay():

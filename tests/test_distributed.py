@@ -26,7 +26,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import assert_identical, log_without_wall
+from conftest import (
+    assert_identical,
+    episodes_without_wall,
+    log_without_wall,
+    same_weights,
+)
 
 from ppo_helpers import checkpoint, distributed, objectives, ppo
 from ppo_helpers.networks import ActorCritic
@@ -193,13 +198,63 @@ def test_train_hands_its_ranks_to_the_update():
     seen = []
 
     class Watched(ppo.PPO):
-        def update(self, agent, optimizer, batch, advantages, ranks):
+        def update(self, agent, optimizer, batch, advantages, ranks, generator):
             seen.append(ranks)
-            return super().update(agent, optimizer, batch, advantages, ranks)
+            return super().update(agent, optimizer, batch, advantages, ranks, generator)
 
     cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
     train(cfg, algorithm=Watched(cfg))
     assert seen == [SINGLE] * cfg.num_updates
+
+
+ALGORITHMS = {name: partial(ppo.PPO) for name in objectives.OBJECTIVES} | {
+    "trpo": partial(TRPO, value_epochs=2)
+}
+
+
+def two_rank_run(tiny, algorithm, total_steps, **kwargs):
+    """A whole ``train`` on two thread ranks: each rank's ``TrainResult``."""
+    objective = algorithm if algorithm in objectives.OBJECTIVES else "clip"
+    cfg = ppo.PPOConfig(
+        **tiny, objective=objective, kl_target=0.003, seed=5, total_steps=total_steps
+    )
+
+    def run(ranks):
+        return train(cfg, algorithm=ALGORITHMS[algorithm](cfg), ranks=ranks, **kwargs)
+
+    return distributed.in_threads(2, run)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_a_whole_two_rank_run_keeps_the_ranks_identical(tiny, algorithm):
+    # each rank draws its own actions, so the ranks' batches differ; every
+    # average sums in rank order on both, so their weights must agree bit for bit
+    first, second = two_rank_run(tiny, algorithm, total_steps=4 * 2 * 2 * 64)
+    assert same_weights(first.agent, second.agent)
+    timeless = [[u | {"wall_s": 0} for u in r.updates] for r in (first, second)]
+    assert timeless[0] == timeless[1] and len(timeless[0]) == 4  # each rank's clock
+    assert episodes_without_wall(first.episodes) == episodes_without_wall(
+        second.episodes
+    )
+    alone = train(ppo.PPOConfig(**tiny, seed=5, total_steps=4 * 2 * 64))
+    assert not same_weights(first.agent, alone.agent)  # the test can fail
+
+
+def test_a_two_rank_run_resumes_exactly_in_threads(tiny, tmp_path):
+    # every rank's sampling stream, reward scaler and envs come back from the
+    # checkpoint (rank 0 writes and reads it for both)
+    whole = two_rank_run(tiny, "clip", total_steps=4 * 2 * 2 * 64)
+    two_rank_run(
+        tiny, "clip", 2 * 2 * 2 * 64, checkpoint_dir=tmp_path, checkpoint_every=256
+    )
+    resumed = two_rank_run(
+        tiny, "clip", 4 * 2 * 2 * 64, checkpoint_dir=tmp_path, resume=True
+    )
+    for rank in (0, 1):
+        assert same_weights(whole[rank].agent, resumed[rank].agent)
+        assert episodes_without_wall(whole[rank].episodes) == episodes_without_wall(
+            resumed[rank].episodes
+        )
 
 
 def test_dppo_stops_early_on_every_rank_together():

@@ -17,6 +17,7 @@ LAYERS = {
     "ranks": 1,  # what the processes of one run share
     "timing": 1,  # seconds per phase of an iteration
     "cost_model": 1,  # what an iteration costs on W workers
+    "seeding": 1,  # where a run's random numbers come from
     "networks": 2,  # what the math acts on
     "envs": 2,
     "rollout": 2,

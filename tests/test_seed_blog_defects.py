@@ -3,7 +3,6 @@ and the committed results (book/data) hold every planned run."""
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,11 +21,10 @@ EPS32 = torch.finfo(torch.float32).eps
 def defects_script():
     """benchmarks/seed_blog_defects.py as a module (benchmarks/ is no package).
 
-    Imported by name from a path entry, so that the sweep's spawned workers,
-    which get this process's ``sys.path``, import it the same way.
+    Imported by name from a path entry (pyproject.toml's pytest ``pythonpath``),
+    so that the sweep's spawned workers, which get this process's ``sys.path``,
+    import it the same way.
     """
-    if str(ROOT / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
     return importlib.import_module("seed_blog_defects")
 
 
