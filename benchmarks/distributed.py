@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import time
-from functools import partial
 
 from lunarlander import RESULTS, machine_settings, median
 
@@ -64,34 +63,35 @@ def run(command: list[str], what: str) -> dict:
 
 def profile_worker(argv: list[str]) -> None:
     """Train with the loop's phase timers (in this process, or as one torchrun
-    rank) and print rank 0's seconds per iteration in each phase and in the
-    update's collectives."""
+    rank); rank 0 prints the command line's summary, then its seconds per
+    iteration in each phase and in the update's collectives (two JSON lines)."""
     import torch
 
     from ppo_helpers import distributed, train
-    from ppo_helpers.ranks import Ranks
+    from ppo_helpers.ranks import SINGLE, Ranks
     from ppo_helpers.timing import PhaseTimes
 
     # wall time, not CPU time: a rank waiting in a collective is what we measure
     times = PhaseTimes(time.perf_counter)
-    train.train = partial(train.train, phase_times=times)  # the CLI's run.train
-    connect = distributed.connect
-
-    def timed_connect(*args, **kwargs):
-        ranks = connect(*args, **kwargs)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    if "RANK" in os.environ:  # one torchrun rank: its all-reduces timed too
+        args = distributed.build_parser().parse_args(argv)
+        ranks = distributed.connect(args.backend, args.timeout)
 
         def average(tensor):
             with times("update: all-reduce"):
                 return ranks.average(tensor)
 
-        return Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
-
-    distributed.connect = timed_connect
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    code = distributed.main(argv) if "RANK" in os.environ else train.main(argv)
+        timed = Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
+        summary = train.train_from_args(args, timed, times)
+        distributed.dist.destroy_process_group()
+    else:
+        args, timed = train.build_parser().parse_args(argv), SINGLE
+        summary = train.train_from_args(args, timed, times)
     total = time.perf_counter() - start
-    if code == 0 and int(os.environ.get("RANK", 0)) == 0:
+    if timed.rank == 0:  # the CLI's summary line, then the profile's
+        print(json.dumps(summary))
         iterations = times.calls["update"]
         per = {k: v / iterations for k, v in times.seconds.items()}
         per["total (incl. start-up)"] = total / iterations

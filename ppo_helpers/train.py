@@ -37,6 +37,7 @@ from ppo_helpers.outputs import CSVLog, Outputs, Progress, TensorBoard
 from ppo_helpers.ranks import SINGLE, Ranks, on_rank0
 from ppo_helpers.rollout import evaluate
 from ppo_helpers.run import check_resume_config, progress_of, train
+from ppo_helpers.timing import NOT_TIMED, PhaseTimes
 
 PROG = "python -m ppo_helpers.train"
 FLAG_NAMES = {"env_id": ("--env", "--env-id")}
@@ -277,12 +278,17 @@ def _open_outputs(
     return Outputs(Progress(cfg.total_steps, episodes, disable=quiet), *files)
 
 
-def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
+def train_from_args(
+    args: argparse.Namespace,
+    ranks: Ranks = SINGLE,
+    phase_times: PhaseTimes = NOT_TIMED,
+) -> dict:
     """Train as ``args`` say; return the summary that ``main`` prints.
 
     With several ``ranks`` (``ppo_helpers.distributed``) every rank calls it;
     rank 0 alone reads the checkpoint, writes the log, shows progress and
-    evaluates, and its summary is the run's.
+    evaluates, and its summary is the run's. ``phase_times`` goes to
+    ``run.train`` (``benchmarks/distributed.py`` profiles with it).
     """
     check_range("checkpoint_every", args.checkpoint_every, 1)
     check_range("threads", args.threads, 1)
@@ -300,6 +306,7 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
             checkpoint_every=args.checkpoint_every,
             resume=loaded or False,
             ranks=ranks,
+            phase_times=phase_times,
         )
     finally:
         outputs.close()
@@ -332,13 +339,14 @@ def run(args: argparse.Namespace, ranks: Ranks = SINGLE) -> dict:
 
 
 def report(args: argparse.Namespace, ranks: Ranks = SINGLE, prog: str = PROG) -> int:
-    """``run(args, ranks)``, its summary printed as one JSON line by rank 0.
+    """``train_from_args(args, ranks)``, its summary printed as one JSON line by
+    rank 0.
 
     Returns the exit status: 0, 1 after bad input or an unusable file (one line
     on stderr, from rank 0), 130 when interrupted.
     """
     try:
-        summary = run(args, ranks)
+        summary = train_from_args(args, ranks)
     except (ValueError, OSError, gym.error.Error) as err:
         # Bad input, or a file we cannot read or write: say what, on one line.
         message = " ".join(str(err).split()) or type(err).__name__
