@@ -84,11 +84,11 @@ def profile_worker(argv: list[str]) -> None:
                 return ranks.average(tensor)
 
         timed = Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
-        summary = train.train_from_args(args, timed, times)
-        distributed.dist.destroy_process_group()
     else:
         args, timed = train.build_parser().parse_args(argv), SINGLE
-        summary = train.train_from_args(args, timed, times)
+    summary = train.train_from_args(args, timed, times)
+    if timed.world_size > 1:
+        distributed.dist.destroy_process_group()
     total = time.perf_counter() - start
     if timed.rank == 0:  # the CLI's summary line, then the profile's
         print(json.dumps(summary))

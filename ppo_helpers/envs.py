@@ -152,8 +152,8 @@ class ReplayEpisodes(gym.Wrapper):
         self.stream_seed: int | None = None
         self.episode = 0
         self.actions: list[np.ndarray] = []
-        # what checkpoint.restore_envs hands each sub-env (VectorEnv.set_attr), so that
-        # envs stepped in other processes (AsyncVectorEnv) are replayed there
+        # what checkpoint.restore_envs hands each sub-env (VectorEnv.set_attr),
+        # so that envs stepped in other processes (AsyncVectorEnv) replay there
         self.to_replay: dict | None = None
 
     def _seed(self) -> int | None:

@@ -48,9 +48,7 @@ def seeds(seed: int, rank: int, num_envs: int) -> RankSeeds:
     """
     if rank < 0:
         raise ValueError(f"rank must be >= 0, got {rank}")
-    sampling = None
-    if rank > 0:
-        sampling = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    sampling = _hash(seed, rank) if rank > 0 else None
     return RankSeeds(weights=seed, envs=seed + rank * num_envs, sampling=sampling)
 
 
@@ -60,7 +58,12 @@ def episode_seed(stream_seed: int, episode: int) -> int:
     A hash (``numpy.random.SeedSequence``), so the seeds of different envs and
     episodes do not collide the way ``stream_seed + episode`` would.
     """
-    return int(np.random.SeedSequence([stream_seed, episode]).generate_state(1)[0])
+    return _hash(stream_seed, episode)
+
+
+def _hash(first: int, second: int) -> int:
+    """A 32-bit seed from two integers (``numpy.random.SeedSequence``)."""
+    return int(np.random.SeedSequence([first, second]).generate_state(1)[0])
 
 
 def seeded_build(

@@ -207,7 +207,7 @@ def test_train_hands_its_ranks_to_the_update():
     assert seen == [SINGLE] * cfg.num_updates
 
 
-ALGORITHMS = {name: partial(ppo.PPO) for name in objectives.OBJECTIVES} | {
+ALGORITHMS = {name: ppo.PPO for name in objectives.OBJECTIVES} | {
     "trpo": partial(TRPO, value_epochs=2)
 }
 
