@@ -102,7 +102,7 @@ benchmark: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/profile_iteration.py
 	$(BIN)/python benchmarks/lunarlander.py
 
-## make benchmark-continuous: ppo.BOX_DEFAULTS on Pendulum and LunarLanderContinuous
+## make benchmark-continuous: presets.BOX_DEFAULTS on Pendulum and LunarLanderContinuous
 benchmark-continuous: $(STAMP)
 	$(BIN)/python benchmarks/continuous.py
 

@@ -9,7 +9,9 @@ and their ratio.
 
     python benchmarks/compare_speed.py --base HEAD~1 --reps 3 -- --total-steps 100000
 
-Flags after ``--`` go to every ``python -m ppo_helpers.train`` run.
+Flags after ``--`` go to every training run: ``python -m ppo_helpers.cli``, or
+``python -m ppo_helpers.train`` in a revision from before the command line's
+module had that name.
 """
 
 import argparse
@@ -27,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def steps_per_s(tree: Path, extra: list[str]) -> float:
     """One training run with ``tree``'s ppo_helpers; its env steps per second."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tree)}
-    command = [sys.executable, "-m", "ppo_helpers.train", "--quiet", *extra]
+    module = "cli" if (tree / "ppo_helpers" / "cli.py").exists() else "train"
+    command = [sys.executable, "-m", f"ppo_helpers.{module}", "--quiet", *extra]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
     if proc.returncode != 0:
         sys.exit(f"{tree}: {proc.stderr.strip()}")

@@ -1,6 +1,6 @@
-"""Benchmark the book's continuous-action defaults (ppo.BOX_DEFAULTS).
+"""Benchmark the book's continuous-action defaults (presets.BOX_DEFAULTS).
 
-Trains ``python -m ppo_helpers.train --env ENV`` with no other training flag
+Trains ``python -m ppo_helpers.cli --env ENV`` with no other training flag
 on Pendulum-v1 (300k env steps, solved at a last-100 mean of -200, which its
 spec does not set) and LunarLanderContinuous-v3 (500k steps, solved at its
 spec's 200), seeds 0-2, two runs at a time (one per core), each followed by a
@@ -107,7 +107,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "continuous.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "continuous.md").write_text(
-        "# Continuous-action benchmark (ppo.BOX_DEFAULTS)\n\n"
+        "# Continuous-action benchmark (presets.BOX_DEFAULTS)\n\n"
         f"Settings: {json.dumps(results['settings'])}\n\n{markdown}"
     )
 

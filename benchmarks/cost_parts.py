@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ppo_helpers import ppo, run
+from ppo_helpers import optim, ppo, presets, run
 from ppo_helpers.cost_model import Line
 from ppo_helpers.envs import env_spaces
 from ppo_helpers.networks import ActorCritic
@@ -55,7 +55,7 @@ def loop_parts(env_id: str, asynchronous: bool = False, iterations: int = 3) -> 
     """Seconds per iteration by phase, after the first, for each count of envs."""
     rows = []
     for num_envs in ENV_COUNTS:
-        cfg = ppo.PPOConfig.for_env(
+        cfg, ppo_cfg = presets.for_env(
             env_id,
             num_envs=num_envs,
             total_steps=1,
@@ -70,7 +70,9 @@ def loop_parts(env_id: str, asynchronous: bool = False, iterations: int = 3) -> 
             if not after_first:
                 after_first.update(times.seconds)
 
-        run.train(cfg, on_update=snapshot, phase_times=times)
+        run.train(
+            cfg, on_update=snapshot, algorithm=ppo.PPO(ppo_cfg), phase_times=times
+        )
         per = {
             k: (v - after_first[k]) / (iterations - 1) for k, v in times.seconds.items()
         }
@@ -78,15 +80,17 @@ def loop_parts(env_id: str, asynchronous: bool = False, iterations: int = 3) -> 
             {
                 "num_envs": num_envs,
                 "num_steps": cfg.num_steps,
-                "gradient_steps": cfg.update_epochs * cfg.num_minibatches,
-                "minibatch": cfg.minibatch_size,
+                "gradient_steps": ppo_cfg.update_epochs * ppo_cfg.num_minibatches,
+                "minibatch": optim.minibatch_size(
+                    cfg.batch_size, ppo_cfg.num_minibatches
+                ),
                 "per_iteration_s": per,
             }
         )
     return {"rows": rows, "weights": weights(cfg)}
 
 
-def weights(cfg: ppo.PPOConfig) -> int:
+def weights(cfg: run.RunConfig) -> int:
     """Parameters of the agent that ``cfg`` trains."""
     agent = ActorCritic(
         *env_spaces(cfg.env_id),
@@ -187,7 +191,7 @@ def parts(env_id: str) -> dict:
     load_before = os.getloadavg()
     loop = loop_parts(env_id)
     # the gap: a gradient step of the book's minibatch on one of two ranks
-    book = ppo.PPOConfig.for_env(env_id)
+    book, _ = presets.for_env(env_id)
     row = next(r for r in loop["rows"] if r["num_envs"] == book.num_envs)
     gap = row["per_iteration_s"]["update"] / row["gradient_steps"]
     measured = {

@@ -29,7 +29,7 @@ import time
 from lunarlander import RESULTS, machine_settings, median
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-ONE = ([sys.executable], ["-m", "ppo_helpers.train"])
+ONE = ([sys.executable], ["-m", "ppo_helpers.cli"])
 TWO = (
     [*TORCHRUN, "--nproc-per-node", "2"],
     ["-m", "ppo_helpers.distributed", "--"],  # --: torchrun reads --log as its own
@@ -67,7 +67,7 @@ def profile_worker(argv: list[str]) -> None:
     iteration in each phase and in the update's collectives (two JSON lines)."""
     import torch
 
-    from ppo_helpers import distributed, train
+    from ppo_helpers import cli, distributed
     from ppo_helpers.ranks import SINGLE, Ranks
     from ppo_helpers.timing import PhaseTimes
 
@@ -85,8 +85,8 @@ def profile_worker(argv: list[str]) -> None:
 
         timed = Ranks(ranks.rank, ranks.world_size, average, ranks.gather)
     else:
-        args, timed = train.build_parser().parse_args(argv), SINGLE
-    summary = train.train_from_args(args, timed, times)
+        args, timed = cli.build_parser().parse_args(argv), SINGLE
+    summary = cli.train_from_args(args, timed, times)
     if timed.world_size > 1:
         distributed.dist.destroy_process_group()
     total = time.perf_counter() - start

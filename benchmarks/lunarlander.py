@@ -1,6 +1,6 @@
 """Benchmark the book's default PPO on LunarLander-v3 over several seeds.
 
-Runs the command line (``python -m ppo_helpers.train``) once per seed, one
+Runs the command line (``python -m ppo_helpers.cli``) once per seed, one
 process at a time so that runs do not compete for the cores, each followed by
 a deterministic evaluation of the final policy over 100 episodes. Prints a
 table (steps and wall seconds to solve, env steps per second, evaluation mean
@@ -16,7 +16,14 @@ writes the table to ``benchmarks/results/lunarlander.{json,md}``.
 first update past every N env steps, from the run's checkpoints: a comparison
 at matched budgets (at most ``checkpoint.KEEP`` of them).
 
-Flags after ``--`` go to every training run (any ``PPOConfig`` flag).
+``--logs DIR`` keeps each seed's episode log (the CSV of ``--log``) as
+``DIR/seed{N}.csv``; without it the logs go to a temporary folder that is
+deleted at the end. Checkpoints (``--eval-every``) stay temporary either way.
+
+    python benchmarks/lunarlander.py --seeds 0 1 --logs runs/
+
+Flags after ``--`` go to every training run: any flag of
+``python -m ppo_helpers.cli`` (a ``run.RunConfig`` or ``ppo.PPOConfig`` field).
 Wall times depend on the machine and on what else runs on it: the load
 average at the start and end is recorded next to them.
 """
@@ -72,11 +79,21 @@ def _ge(value, limit) -> bool:
     return value is not None and value >= limit
 
 
-def run_seed(seed: int, args: argparse.Namespace, extra: list[str], logs: Path) -> dict:
-    """One training run through the command line; its JSON summary."""
-    checkpoints = logs / f"seed{seed}"
+def run_seed(
+    seed: int,
+    args: argparse.Namespace,
+    extra: list[str],
+    logs: Path,
+    scratch: Path | None = None,
+) -> dict:
+    """One training run through the command line; its JSON summary.
+
+    The episode log goes to ``logs/seed{seed}.csv``, checkpoints (``--eval-every``)
+    into ``scratch/seed{seed}/`` (default: ``logs``).
+    """
+    checkpoints = (scratch or logs) / f"seed{seed}"
     command = [
-        sys.executable, "-m", "ppo_helpers.train",
+        sys.executable, "-m", "ppo_helpers.cli",
         "--seed", str(seed),
         "--total-steps", str(args.total_steps),
         "--eval-episodes", str(args.eval_episodes),
@@ -173,7 +190,7 @@ def table_markdown(table: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Flags after -- go to python -m ppo_helpers.train.",
+        epilog="Flags after -- go to python -m ppo_helpers.cli.",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--total-steps", type=int, default=300_000)
@@ -187,16 +204,24 @@ def main() -> None:
         default=0,
         help="also evaluate at the first update past every this many env steps",
     )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        metavar="DIR",
+        help="keep each seed's episode log as DIR/seed{N}.csv (default: a "
+        "temporary folder, deleted at the end)",
+    )
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
 
     load_start = os.getloadavg()[0]
     runs = []
-    with tempfile.TemporaryDirectory() as logs:
+    with tempfile.TemporaryDirectory() as scratch:
+        logs = args.logs or Path(scratch)
         for seed in args.seeds:
             started = time.perf_counter()
-            runs.append(run_seed(seed, args, extra, Path(logs)))
+            runs.append(run_seed(seed, args, extra, logs, Path(scratch)))
             print(
                 f"seed {seed}: done in {time.perf_counter() - started:.0f} s "
                 f"(steps to solve {runs[-1]['steps_to_solve']})",

@@ -10,7 +10,8 @@ the machine inflate it less than wall time. Writes
     python benchmarks/profile_iteration.py       # median of 3 reps x 8 iterations
     python benchmarks/profile_iteration.py --reps 5 --iters 10 -- --num-steps 128
 
-Flags after ``--`` set ``PPOConfig`` fields as on the training command line.
+Flags after ``--`` set ``run.RunConfig`` and ``ppo.PPOConfig`` fields as on the
+training command line.
 """
 
 import argparse
@@ -22,16 +23,16 @@ from pathlib import Path
 
 import torch
 
-from ppo_helpers import ppo, run
+from ppo_helpers import ppo, presets, run
+from ppo_helpers.cli import build_parser, given_settings
 from ppo_helpers.timing import PhaseTimes
-from ppo_helpers.train import build_parser, given_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK = time.thread_time
 PARTS = ("env stepping", "policy forward", "advantages", "update", "statistics")
 
 
-def profile_once(cfg: ppo.PPOConfig) -> dict[str, float]:
+def profile_once(cfg: run.RunConfig, ppo_cfg: ppo.PPOConfig) -> dict[str, float]:
     """Seconds of CPU per iteration for each part, and in total.
 
     ``run.train`` times its own phases (``timing.PhaseTimes`` on this thread's
@@ -47,7 +48,7 @@ def profile_once(cfg: ppo.PPOConfig) -> dict[str, float]:
             times.seconds.clear()
         marks.append(CLOCK())
 
-    run.train(cfg, on_update, phase_times=times)
+    run.train(cfg, on_update, ppo.PPO(ppo_cfg), phase_times=times)
     iterations = len(marks) - 1
     seconds = dict(times.seconds)
     seconds["policy forward"] = seconds.pop("rollout") - seconds["env stepping"]
@@ -67,14 +68,17 @@ def main() -> None:
     if min(args.reps, args.iters) < 1:
         parser.error("--reps and --iters must be >= 1")
     torch.set_num_threads(1)
-    base = ppo.PPOConfig.for_env(**given_config(build_parser().parse_args(extra)))
+    given = build_parser().parse_args(extra)
+    base, ppo_cfg = presets.for_env(
+        **given_settings(given, run.RunConfig), **given_settings(given, ppo.PPOConfig)
+    )
     cfg = replace(base, total_steps=base.batch_size * (args.iters + 1))
-    runs = [profile_once(cfg) for _ in range(args.reps)]
+    runs = [profile_once(cfg, ppo_cfg) for _ in range(args.reps)]
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     lines = [
         f"Per iteration ({cfg.num_envs} envs x {cfg.num_steps} steps = "
-        f"{cfg.batch_size} env steps, {cfg.update_epochs} epochs x "
-        f"{cfg.num_minibatches} minibatches), thread CPU seconds, median of "
+        f"{cfg.batch_size} env steps, {ppo_cfg.update_epochs} epochs x "
+        f"{ppo_cfg.num_minibatches} minibatches), thread CPU seconds, median of "
         f"{args.reps} x {args.iters} iterations:",
         "",
         "| part | s / iteration | share |",

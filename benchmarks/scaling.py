@@ -7,10 +7,10 @@
 
 First it measures the cost model's parts on this machine (``cost_parts.py``).
 Then, for each W, it trains from seed 0 for a few updates with the book's
-config for the env (``PPOConfig.for_env``), in each design of
+config for the env (``presets.for_env``), in each design of
 ``ppo_helpers.cost_model``:
 
-- one process (W = 1): ``python -m ppo_helpers.train``;
+- one process (W = 1): ``python -m ppo_helpers.cli``;
 - ``async``: one learner whose envs step in processes of their own
   (``--async-envs``); its W is the cores the machine gives them;
 - ``dppo``: ``torchrun --nproc-per-node W -m ppo_helpers.distributed``;
@@ -36,7 +36,7 @@ from pathlib import Path
 from cost_parts import parts
 from lunarlander import machine_settings
 
-from ppo_helpers import ppo
+from ppo_helpers import presets
 from ppo_helpers.cost_model import Costs, Workload, iteration_s, speedup
 
 HERE = Path(__file__).resolve().parent
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=6, help="per run")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    cfg = ppo.PPOConfig.for_env(args.env)
+    cfg, ppo_cfg = presets.for_env(args.env)
     total = args.total_envs or cfg.num_envs
     per_worker = args.envs_per_worker or total
     result = {
@@ -182,7 +182,9 @@ def main() -> None:
             plan.append(("strong", design, workers, total))
             plan.append(("weak", design, workers, per_worker))
     for scaling, design, workers, envs in plan:
-        shape = Workload(envs, args.num_steps, cfg.update_epochs, cfg.num_minibatches)
+        shape = Workload(
+            envs, args.num_steps, ppo_cfg.update_epochs, ppo_cfg.num_minibatches
+        )
         name = DESIGN_NAMES[design]
         predicted = iteration_s(costs, shape, name, workers, scaling)
         if design == "one" and scaling == "weak" and per_worker == total:

@@ -44,7 +44,7 @@ from lunarlander import machine_settings
 
 from ppo_helpers import objectives, rollout, run
 from ppo_helpers.advantages import gae, next_state_values
-from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.run import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "book" / "data" / "seed_blog_defects.json"
@@ -139,7 +139,7 @@ def train_with(defect: str, seed: int, total_steps: int, eval_episodes: int) -> 
     """One run of the default config with ``defect``, and its greedy evaluation."""
     torch.set_num_threads(1)
     spec = DEFECTS[defect]
-    cfg = PPOConfig(env_id=spec.env_id, seed=seed, total_steps=total_steps)
+    cfg = RunConfig(env_id=spec.env_id, seed=seed, total_steps=total_steps)
     with ExitStack() as stack:
         for owner, name, replacement in spec.replaces:
             stack.enter_context(mock.patch.object(owner, name, replacement))
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
         if args.quick
         else dict(
             seeds=SEEDS,
-            total_steps=PPOConfig().total_steps,
+            total_steps=RunConfig().total_steps,
             eval_episodes=EVAL_EPISODES,
         )
     )

@@ -18,8 +18,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ppo_helpers.envs import make_env
-from ppo_helpers.ppo import PPOConfig
-from ppo_helpers.run import train
+from ppo_helpers.ppo import PPO, PPOConfig
+from ppo_helpers.presets import configs
+from ppo_helpers.run import RunConfig, train
 
 
 class Setting(NamedTuple):
@@ -74,14 +75,18 @@ PAPER_HYPERPARAMETERS = dict(
     scale_rewards=False,
     value_clip=0.0,
 )
-"""The paper's Table 3 (MuJoCo) in ``PPOConfig`` fields; see chapter 7 for the
-choices the paper leaves open (observation normalisation, gradient clipping)."""
+"""The paper's Table 3 (MuJoCo) as settings of ``presets.configs``; see chapter 7
+for the choices the paper leaves open (observation normalisation, gradient
+clipping)."""
 
 
-def paper_config(env_id: str, setting: str, seed: int, total_steps: int) -> PPOConfig:
-    """The config of one run: Table 3's hyperparameters with ``setting``'s objective."""
+def paper_config(
+    env_id: str, setting: str, seed: int, total_steps: int
+) -> tuple[RunConfig, PPOConfig]:
+    """The configs of one run: Table 3's hyperparameters with ``setting``'s
+    objective."""
     overrides = SETTING_BY_NAME[setting].overrides
-    return PPOConfig(
+    return configs(
         env_id=env_id,
         seed=seed,
         total_steps=total_steps,
@@ -106,7 +111,8 @@ def run_setting(
     the update's ``kl`` and the ``beta`` it used.
     """
     start = time.perf_counter()
-    result = train(paper_config(env_id, setting, seed, total_steps), on_update)
+    run_cfg, ppo_cfg = paper_config(env_id, setting, seed, total_steps)
+    result = train(run_cfg, on_update, PPO(ppo_cfg))
     wall_s = time.perf_counter() - start
     curve = [
         dict(

@@ -49,7 +49,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from ppo_helpers.envs import ReplayError
 
 FORMAT = "ppo_helpers.checkpoint"
-VERSION = 4  # 4: the algorithm's state under "algorithm" (was "beta")
+VERSION = 5  # 5: the run's config under "config", the algorithm's with its state
 KEEP = 3
 """Checkpoints kept in a folder; older ones are deleted after each save."""
 

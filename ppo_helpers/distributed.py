@@ -7,7 +7,7 @@ trains one agent with several processes, synchronously, as Heess et al.'s
 distributed PPO does: every rank steps its own envs (--num-envs per rank) and
 computes gradients on its own rollout, and the gradients are averaged with an
 all-reduce before every Adam step, so every rank takes the same step and the
-weights stay identical. Every python -m ppo_helpers.train flag works the same
+weights stay identical. Every python -m ppo_helpers.cli flag works the same
 here (--total-steps counts the env steps of all ranks); rank 0 alone writes
 the log, the checkpoints (holding every rank's state) and the summary line.
 The -- ends torchrun's own flags: without it torchrun reads --log as an
@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from ppo_helpers import train
+from ppo_helpers import cli
 from ppo_helpers.checks import check_range
 from ppo_helpers.ranks import Ranks
 
@@ -46,8 +46,8 @@ class LostPeerError(RuntimeError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``python -m ppo_helpers.train``'s flags plus the distributed ones."""
-    parser = train.build_parser(PROG, "\n\n".join(__doc__.split("\n\n")[:4]))
+    """``python -m ppo_helpers.cli``'s flags plus the distributed ones."""
+    parser = cli.build_parser(PROG, "\n\n".join(__doc__.split("\n\n")[:4]))
     group = parser.add_argument_group("distributed")
     group.add_argument(
         "--backend",
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     try:
-        return train.report(args, ranks, PROG)
+        return cli.report(args, ranks, PROG)
     except LostPeerError as err:
         # Not this rank's fault: leave the naming to torchrun, which watches every
         # rank. Exit on our own only if it has not stopped us in LOST_PEER_WAIT_S.

@@ -206,7 +206,7 @@ class Objective(NamedTuple):
 
     ``loss(ratio, adv, kl_fn, beta, settings) -> (loss, mean KL)``: ``ratio``
     and ``adv`` are (B,), ``kl_fn()`` gives KL_t (B,) when the loss needs it,
-    ``settings`` has ``clip_coef`` and ``kl_target`` (a ``PPOConfig``); the loss
+    ``settings`` has ``clip_coef`` and ``kl_target`` (a ``ppo.PPOConfig``); the loss
     is a scalar to minimise, and the mean KL a scalar (NaN when not computed).
     ``adapt`` is the adaptive-beta rule (``adaptive_beta``'s tolerance and
     factor), None if beta stays fixed; ``stop`` ends an update at the first
@@ -224,4 +224,4 @@ OBJECTIVES = {
     "dppo": Objective(dppo_loss, adapt=DPPO_ADAPTIVE, stop=DPPO_STOP),  # chapter 8
     "unclipped": Objective(unclipped_loss),  # L^CPI, chapter 1
 }
-"""Every objective of the book by name (``PPOConfig.objective``)."""
+"""Every objective of the book by name (``ppo.PPOConfig.objective``)."""

@@ -1,14 +1,49 @@
 """The optimiser's side of an update, shared by PPO and TRPO (chapters 2-5).
 
-One gradient step (gradients averaged over ranks, then norm-clipped), the
-shuffled minibatches of an epoch, and the explained variance of a critic.
+``UpdateConfig``, the settings that PPO's update and TRPO's critic share; one
+gradient step (gradients averaged over ranks, then norm-clipped), the shuffled
+minibatches of an epoch, and the explained variance of a critic.
 """
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 
+from ppo_helpers.checks import AT_LEAST_0, AT_LEAST_1, Range, check_fields, knob
 from ppo_helpers.ranks import SINGLE, Ranks, average_gradients
+
+
+@dataclass
+class UpdateConfig:
+    """The settings of a minibatch update that ``ppo.PPOConfig`` and
+    ``trpo.TRPOConfig`` share (TRPO uses them for its critic)."""
+
+    num_minibatches: int = knob(8, "Minibatches per pass over a batch", AT_LEAST_1)
+    norm_adv: bool = knob(True, "Normalise advantages (PPO: per minibatch)")
+    clip_coef: float = knob(
+        0.2,
+        "epsilon of L^CLIP (TRPO: of clip_fraction)",
+        Range(0, 1, False, False),
+    )
+    vf_coef: float = knob(0.5, "Weight of the value loss", AT_LEAST_0)
+    value_clip: float = knob(0.0, "Clip V's change to this; 0 turns it off", AT_LEAST_0)
+    max_grad_norm: float = knob(0.5, "Gradient-norm clip; 0 turns it off", AT_LEAST_0)
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def minibatch_size(samples: int, num_minibatches: int) -> int:
+    """Samples per minibatch when ``samples`` are split ``num_minibatches`` ways
+    (a remainder makes one more, smaller minibatch); ``ValueError`` if there are
+    more minibatches than samples."""
+    if not 1 <= num_minibatches <= samples:
+        raise ValueError(
+            f"num_minibatches must be in [1, {samples}] (the batch's samples), "
+            f"got {num_minibatches}"
+        )
+    return samples // num_minibatches
 
 
 def clip_gradients(groups: Iterable[Iterable[torch.Tensor]], max_norm: float) -> None:

@@ -1,13 +1,16 @@
-"""A PPO run: its state, the training loop, checkpoints and resume (chapters 2-5, 9).
+"""A run: its config, its state, the loop, checkpoints, resume (chapters 2-5, 9).
 
-``train`` collects a rollout, scales rewards, computes GAE advantages and hands
-them to an ``Algorithm`` (``ppo.PPO`` by default, ``trpo.TRPO`` in chapter 2),
-again and again, in one process or, with ``ranks`` (chapter 8), in several. It writes
-checkpoints that resume exactly (``checkpoint`` explains how) and reports
-through a callback; ``python -m ppo_helpers.train`` is its command line.
-``load_agent`` rebuilds a trained agent from a checkpoint.
+``RunConfig`` holds the run's settings: env, seed, budgets, envs, gamma and
+lambda, the optimiser, scaling and the network. ``train`` collects a rollout,
+scales rewards, computes GAE advantages and hands them to an ``Algorithm``
+(``ppo.PPO`` by default, ``trpo.TRPO`` in chapter 2; each holds its own
+config), again and again, in one process or, with ``ranks`` (chapter 8), in
+several. It writes checkpoints that resume exactly (``checkpoint`` explains how)
+and reports through a callback; ``python -m ppo_helpers.cli`` is its command
+line. ``load_agent`` rebuilds a trained agent from a checkpoint.
 """
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -21,10 +24,19 @@ import numpy as np
 import torch
 
 from ppo_helpers import checkpoint, seeding
-from ppo_helpers.checks import check_range
+from ppo_helpers.checks import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    UNIT,
+    OneOf,
+    Range,
+    check_fields,
+    check_range,
+    knob,
+)
 from ppo_helpers.envs import ReplayEpisodes, make_vector_env
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.ppo import PPO, PPOConfig
+from ppo_helpers.ppo import PPO
 from ppo_helpers.ranks import (
     SINGLE,
     Ranks,
@@ -37,6 +49,54 @@ from ppo_helpers.scaling import RewardScaler
 from ppo_helpers.timing import NOT_TIMED, PhaseTimes
 
 SOLVED_WINDOW = 100
+
+
+@dataclass
+class RunConfig:
+    """The settings of a run, whatever its algorithm. Defaults are the book's
+    LunarLander-v3 ones (``ppo.PPOConfig`` says how they were chosen);
+    ``presets.for_env`` starts from ``presets.BOX_DEFAULTS`` for Box actions."""
+
+    env_id: str = knob("LunarLander-v3", "Gymnasium id; see envs.check_spaces")
+    seed: int = knob(0, "Seeds torch, the envs' resets and the sampling", AT_LEAST_0)
+    total_steps: int = knob(300_000, "Env steps to train, over all envs", AT_LEAST_1)
+    num_envs: int = knob(16, "Envs stepped in lockstep", Range(1, 1024))
+    async_envs: bool = knob(False, "Step each env in a process of its own")
+    num_steps: int = knob(128, "Rollout steps per env (batch = x num_envs)", AT_LEAST_1)
+    learning_rate: float = knob(1e-3, "Adam step size at the start", Range(0, 1, False))
+    anneal_steps: int = knob(300_000, "Env steps to anneal lr to 0; 0: off", AT_LEAST_0)
+    adam_eps: float = knob(1e-5, "Adam's epsilon (torch's is 1e-8)", Range(0, 1, False))
+    gamma: float = knob(0.999, "Discount factor", UNIT)
+    gae_lambda: float = knob(0.98, "GAE lambda: 0 is TD(0), 1 is Monte Carlo", UNIT)
+    scale_rewards: bool = knob(True, "Divide rewards by a running std of the return")
+    norm_obs: bool = knob(False, "Normalise observations by running mean and std")
+    log_std_init: float = knob(0.0, "Initial log sigma of a Gaussian policy (Box)")
+    action_squash: str = knob(
+        "clip", "How a Gaussian's action meets the Box bounds", OneOf(("clip", "tanh"))
+    )
+    state_dependent_std: bool = knob(
+        False, "A Gaussian's log sigma from its net per state; False: one vector"
+    )
+    hidden: tuple[int, ...] = knob((64, 64), "Hidden sizes of both nets", AT_LEAST_1)
+    solved_return: float | None = knob(None, "Last-100 mean that solves; None: spec's")
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
+        if not self.hidden:
+            raise ValueError("hidden must name at least one layer size, got ()")
+        check_fields(self)
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per update and rank: num_envs * num_steps."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the run: total_steps rounded up to whole batches."""
+        return math.ceil(self.total_steps / self.batch_size)
+
+
 # Fields that a resumed run may change: they do not alter what is trained.
 RESUMABLE_CHANGES = ("total_steps", "solved_return", "async_envs")
 
@@ -49,10 +109,12 @@ class Algorithm(Protocol):
     its own rank's batch, drawing any random numbers (minibatch order) from
     ``generator``, and returns float diagnostics; an update that ignored
     ``ranks`` would let the ranks' weights drift apart, which the check at every
-    checkpoint catches. ``state_dict`` is what a checkpoint keeps of the
-    algorithm (its state, or settings a resume must not change), and
-    ``load_state_dict`` restores it or raises ``ValueError`` saying why not.
+    checkpoint catches. ``config`` is a dataclass of its settings (a checkpoint
+    keeps them, and a resume must not change them); ``state_dict`` is what a
+    checkpoint keeps of its state, and ``load_state_dict`` restores it.
     """
+
+    config: object
 
     def update(
         self,
@@ -96,11 +158,13 @@ class TrainResult:
     per update (``update``'s diagnostics plus ``env_steps``, ``wall_s``,
     ``learning_rate``). ``solved_return`` is the threshold that "solved" means:
     ``config.solved_return``, else the env spec's ``reward_threshold`` (None if
-    the env has none).
+    the env has none). ``algorithm`` is the one that trained ``agent`` (its
+    ``config``, and its state at the end).
     """
 
     agent: ActorCritic
-    config: PPOConfig
+    config: RunConfig
+    algorithm: Algorithm
     solved_return: float | None = None
     episodes: list[Episode] = field(default_factory=list)
     updates: list[dict[str, float]] = field(default_factory=list)
@@ -144,7 +208,7 @@ class TrainResult:
         ]
 
 
-def solved_threshold(cfg: PPOConfig) -> float | None:
+def solved_threshold(cfg: RunConfig) -> float | None:
     """``cfg.solved_return``, else the env spec's ``reward_threshold``."""
     if cfg.solved_return is not None:
         return cfg.solved_return
@@ -155,7 +219,7 @@ def solved_threshold(cfg: PPOConfig) -> float | None:
 class RunState:
     """Everything that changes while ``train`` runs: what a checkpoint holds."""
 
-    cfg: PPOConfig
+    cfg: RunConfig
     envs: gym.vector.VectorEnv
     obs: np.ndarray
     agent: ActorCritic
@@ -169,7 +233,7 @@ class RunState:
 
     @classmethod
     def start(
-        cls, cfg: PPOConfig, algorithm: Algorithm, ranks: Ranks = SINGLE
+        cls, cfg: RunConfig, algorithm: Algorithm, ranks: Ranks = SINGLE
     ) -> "RunState":
         """A fresh run, seeded by ``seeding.seeds``: the weights start the same
         on every rank, the envs and sampling streams differ."""
@@ -199,7 +263,7 @@ class RunState:
             agent.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True
         )
         scaler = RewardScaler(cfg.num_envs, cfg.gamma)
-        result = TrainResult(agent, cfg, solved_threshold(cfg))
+        result = TrainResult(agent, cfg, algorithm, solved_threshold(cfg))
         return cls(
             cfg,
             envs,
@@ -236,6 +300,7 @@ class RunState:
             "env_steps": self.env_steps,
             "algorithm": {
                 "name": type(self.algorithm).__name__,
+                "config": asdict(self.algorithm.config),
                 "state": self.algorithm.state_dict(),
             },
             "agent": self.agent.state_dict(),
@@ -247,9 +312,9 @@ class RunState:
         }
 
     def load_state_dict(self, state: dict, path: Path) -> None:
-        """Continue from ``state``; its config must equal ours but for
-        ``RESUMABLE_CHANGES``."""
-        check_resume_config(state, self.cfg, path)
+        """Continue from ``state``; its run config must equal ours but for
+        ``RESUMABLE_CHANGES``, and its algorithm and that one's config ours."""
+        check_resume_config(state["config"], self.cfg, path, RESUMABLE_CHANGES)
         if len(state["ranks"]) != self.ranks.world_size:
             raise checkpoint.CheckpointError(
                 f"{path} was written by {len(state['ranks'])} ranks, "
@@ -260,10 +325,8 @@ class RunState:
             raise checkpoint.CheckpointError(
                 f"{path} was written by {saved}, this run trains with {ours}"
             )
-        try:
-            self.algorithm.load_state_dict(state["algorithm"]["state"])
-        except ValueError as err:
-            raise checkpoint.CheckpointError(f"{path}: {err}") from None
+        check_resume_config(state["algorithm"]["config"], self.algorithm.config, path)
+        self.algorithm.load_state_dict(state["algorithm"]["state"])
         mine = state["ranks"][self.ranks.rank]
         self.agent.load_state_dict(state["agent"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -282,14 +345,14 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
     the run had reached.
     """
     state = checkpoint.load(path)
+    cfg = RunConfig(**state["config"])
     agent = ActorCritic(
         checkpoint.space_from_state(state["spaces"]["observation"]),
         checkpoint.space_from_state(state["spaces"]["action"]),
-        tuple(state["config"]["hidden"]),
-        state["config"]["norm_obs"],
-        # checkpoints written before the field existed clipped their actions
-        action_squash=state["config"].get("action_squash", "clip"),
-        state_dependent_std=state["config"].get("state_dependent_std", False),
+        cfg.hidden,
+        cfg.norm_obs,
+        action_squash=cfg.action_squash,
+        state_dependent_std=cfg.state_dependent_std,
     )
     agent.load_state_dict(state["agent"])
     return agent
@@ -305,23 +368,24 @@ def _save(directory: str | os.PathLike, env_steps: int, state: dict) -> None:
     checkpoint.prune(directory)
 
 
-def check_resume_config(state: dict, cfg: PPOConfig, path: str | os.PathLike) -> None:
-    """Raise ``CheckpointError`` unless checkpoint ``state`` may continue as ``cfg``.
-
-    Every field must be equal except ``RESUMABLE_CHANGES``.
-    """
+def check_resume_config(
+    saved: dict, ours, path: str | os.PathLike, resumable: Iterable[str] = ()
+) -> None:
+    """Raise ``CheckpointError`` unless a checkpoint's ``saved`` config (a dict of
+    the fields of ``ours``' dataclass) may continue as ``ours``: every field
+    equal except those named in ``resumable``."""
     try:
-        saved = PPOConfig(**state["config"])
-    except (KeyError, TypeError, ValueError) as err:
+        saved_config = type(ours)(**saved)
+    except (TypeError, ValueError) as err:
         raise checkpoint.CheckpointError(
-            f"{path} has an unusable config: {err}"
+            f"{path} has an unusable {type(ours).__name__}: {err}"
         ) from None
-    for f in fields(PPOConfig):
-        ours, theirs = getattr(cfg, f.name), getattr(saved, f.name)
-        if f.name not in RESUMABLE_CHANGES and ours != theirs:
+    for f in fields(ours):
+        theirs, mine = getattr(saved_config, f.name), getattr(ours, f.name)
+        if f.name not in resumable and mine != theirs:
             raise checkpoint.CheckpointError(
                 f"{path} was written with {f.name}={theirs!r}, "
-                f"this run has {f.name}={ours!r}"
+                f"this run has {f.name}={mine!r}"
             )
 
 
@@ -379,7 +443,7 @@ def one_iteration(
 
 
 def train(
-    cfg: PPOConfig,
+    cfg: RunConfig,
     on_update: Callable[[dict[str, float], list[Episode]], None] | None = None,
     algorithm: Algorithm | None = None,
     *,
@@ -397,8 +461,8 @@ def train(
     ``on_update(stats, new_episodes)`` is called after every update, for a live
     plot or a progress line (``plotting.LivePlot.update`` fits it).
     ``algorithm`` (an ``Algorithm``) updates the agent after each rollout and
-    keeps its own state; it defaults to ``ppo.PPO(cfg)``. ``trpo.TRPO`` (chapter
-    2) plugs in here, so the three algorithms of chapters 2-4 share every line
+    keeps its own config and state; it defaults to ``ppo.PPO()``. ``trpo.TRPO``
+    (chapter 2) plugs in here, so the three algorithms of chapters 2-4 share every line
     but the update step.
 
     With ``checkpoint_dir``, a checkpoint is written after the first update at
@@ -407,8 +471,9 @@ def train(
     from the newest checkpoint there (or ``resume`` names the file, or is one
     already read, a ``checkpoint.Loaded``, which is not read again): the run
     then ends with exactly the weights and episode log of an uninterrupted run
-    (chapter 9). ``cfg`` must equal the checkpoint's config except for
-    ``RESUMABLE_CHANGES``, so a finished run can also be extended.
+    (chapter 9). ``cfg`` must equal the checkpoint's run config except for
+    ``RESUMABLE_CHANGES``, so a finished run can also be extended, and
+    ``algorithm`` the checkpoint's, config included.
 
     ``phase_times`` (a ``timing.PhaseTimes``) adds up the seconds that each
     phase of every iteration takes, for a profile.
@@ -418,7 +483,7 @@ def train(
     envs, the update averages over ranks, and only rank 0 reads and writes
     checkpoints, which hold every rank's state.
     """
-    algorithm = PPO(cfg) if algorithm is None else algorithm
+    algorithm = PPO() if algorithm is None else algorithm
     check_range("checkpoint_every", checkpoint_every, 1)
     if resume is True and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")

@@ -10,8 +10,8 @@ gradient from products F v alone, then shrunk until the true KL and surrogate
 are acceptable. Everything here works on any policy's list of weight tensors,
 ``weights`` (P entries in all), theta being the weights flattened to (P,); the
 distribution parameters of a batch of states are ``params``, as in ``networks``.
-``trpo_update`` puts them together as one update, and ``TRPO`` plugs it into
-``run.train`` with its settings.
+``trpo_update`` puts them together as one update with the settings of a
+``TRPOConfig``, and ``TRPO`` plugs it into ``run.train``.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -22,10 +22,22 @@ from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ppo_helpers import objectives
-from ppo_helpers.checks import Range, check_range
+from ppo_helpers.checks import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    POSITIVE,
+    Range,
+    check_range,
+    knob,
+)
 from ppo_helpers.networks import ActorCritic
-from ppo_helpers.optim import explained_variance, gradient_step, minibatches
-from ppo_helpers.ppo import AT_LEAST_0, AT_LEAST_1, POSITIVE, PPOConfig, knob
+from ppo_helpers.optim import (
+    UpdateConfig,
+    explained_variance,
+    gradient_step,
+    minibatch_size,
+    minibatches,
+)
 from ppo_helpers.ranks import SINGLE, Ranks, advantage_moments
 from ppo_helpers.rollout import RolloutBatch
 
@@ -260,10 +272,25 @@ def trpo_step(
 
 def check_settings(**settings) -> None:
     """Raise ``ValueError`` naming the first of TRPO's ``settings`` out of the
-    range that its ``TRPO`` field accepts."""
-    accepted = {f.name: f.metadata["accepted"] for f in fields(TRPO) if f.name != "cfg"}
+    range that its ``TRPOConfig`` field accepts."""
+    accepted = {f.name: f.metadata["accepted"] for f in fields(TRPOConfig)}
     for name, value in settings.items():
         accepted[name].check(name, value)
+
+
+@dataclass
+class TRPOConfig(UpdateConfig):
+    """The settings of a TRPO update: its own, and the shared ones of
+    ``optim.UpdateConfig`` that its critic and advantages use."""
+
+    max_kl: float = knob(0.01, "delta, the bound on the mean KL per update", POSITIVE)
+    damping: float = knob(0.1, "mu, added to the Fisher matrix for CG", AT_LEAST_0)
+    cg_iters: int = knob(10, "Conjugate-gradient iterations", AT_LEAST_1)
+    max_backtracks: int = knob(10, "Line-search trials", AT_LEAST_1)
+    backtrack_coef: float = knob(
+        0.5, "c, the line search's shrink factor", Range(0, 1, False, False)
+    )
+    value_epochs: int = knob(5, "Critic passes over the batch per update", AT_LEAST_1)
 
 
 def trpo_update(
@@ -271,27 +298,19 @@ def trpo_update(
     optimizer: torch.optim.Optimizer,
     batch: RolloutBatch,
     advantages: Tensor,
-    cfg: PPOConfig,
+    cfg: TRPOConfig,
     ranks: Ranks = SINGLE,
     generator: torch.Generator | None = None,
-    *,
-    max_kl: float = 0.01,
-    damping: float = 0.1,
-    cg_iters: int = 10,
-    max_backtracks: int = 10,
-    backtrack_coef: float = 0.5,
-    value_epochs: int = 5,
 ) -> dict[str, float]:
     """One TRPO update: ``trpo_step`` on the actor, then minibatch Adam on the critic.
 
-    ``TRPO`` holds the hyperparameters and plugs this into ``run.train``.
-    With ``ranks`` of several processes (chapter 8), each
-    rank passes its own batch, all of one size; the advantage moments, the
-    natural gradient's g and F v, the line search's L^CPI and KL, the critic's
-    gradients and the diagnostics are averaged over ranks, so every rank takes
-    the step that one process would take on the union of the batches. The
-    critic's minibatch order is drawn from ``generator`` (default: torch's
-    global one).
+    ``TRPO`` plugs this into ``run.train``. With ``ranks`` of several processes
+    (chapter 8), each rank passes its own batch, all of one size; the advantage
+    moments, the natural gradient's g and F v, the line search's L^CPI and KL,
+    the critic's gradients and the diagnostics are averaged over ranks, so every
+    rank takes the step that one process would take on the union of the
+    batches. The critic's minibatch order is drawn from ``generator`` (default:
+    torch's global one).
 
     ==================  ======  ================================================
     Argument            Shape   Description
@@ -301,18 +320,16 @@ def trpo_update(
     ``optimizer``       --      Adam over all of ``agent``'s parameters (the one
                                 ``train`` builds); only the critic's get
                                 gradients, so it never moves the actor
-    ``max_kl``          float   delta > 0, usually 0.01
-    ``damping``         float   mu >= 0 added to F, usually 0.01 to 0.1
-    ``cg_iters``        int     conjugate-gradient iterations, usually 10
-    ``max_backtracks``  int     line-search trials, usually 10
-    ``backtrack_coef``  float   line-search shrink factor in (0, 1), usually 0.5
-    ``value_epochs``    int     passes of ``cfg.num_minibatches`` Adam steps
-                                over the batch for the critic, >= 1
+    ``cfg``             --      ``TRPOConfig``: delta (``max_kl``), mu
+                                (``damping``), CG iterations, the line search's
+                                trials and shrink factor, and the critic's
+                                ``value_epochs`` passes of ``num_minibatches``
+                                Adam steps
     ==================  ======  ================================================
 
     The actor maximises L^CPI = mean(ratio * adv) on the whole batch (advantages
     normalised over the batch when ``cfg.norm_adv``; no entropy bonus) subject
-    to mean KL(pi_old || pi_theta) <= ``max_kl``, for either actor kind. The
+    to mean KL(pi_old || pi_theta) <= ``cfg.max_kl``, for either actor kind. The
     critic is trained with ``ppo.update``'s code: ``cfg.vf_coef`` times the value
     loss, ``cfg.value_clip``, ``optim.gradient_step`` with its norm clip at
     ``cfg.max_grad_norm`` (on the critic's gradient, the only one there is), on
@@ -329,14 +346,8 @@ def trpo_update(
     and ``max_kl``.
     Derived in chapter 2 (notebooks/02_trpo_kl_constraint.ipynb).
     """
-    check_settings(
-        max_kl=max_kl,
-        damping=damping,
-        cg_iters=cg_iters,
-        max_backtracks=max_backtracks,
-        backtrack_coef=backtrack_coef,
-        value_epochs=value_epochs,
-    )
+    max_kl, damping = cfg.max_kl, cfg.damping
+    size = minibatch_size(advantages.numel(), cfg.num_minibatches)  # before any step
     # clone: the rollout's tensors were made in inference mode, and autograd
     # may not save them for the backward pass
     obs = batch.obs.flatten(0, 1).clone()
@@ -373,7 +384,7 @@ def trpo_update(
         kl_fn,
         max_kl,
         damping=damping,
-        cg_iters=cg_iters,
+        cg_iters=cfg.cg_iters,
         ranks=ranks,
     )
     search = backtracking_line_search(
@@ -381,8 +392,8 @@ def trpo_update(
         full_step,
         evaluate,
         max_kl,
-        max_backtracks=max_backtracks,
-        backtrack_coef=backtrack_coef,
+        max_backtracks=cfg.max_backtracks,
+        backtrack_coef=cfg.backtrack_coef,
     )
     # 0.5 s'(F + mu I)s = delta for the full step s, so the undamped quadratic
     # model of the applied step c s is c^2 (delta - 0.5 mu |s|^2)
@@ -394,9 +405,9 @@ def trpo_update(
     samples = {"obs": obs, "returns": returns, "values_old": values_old}
     critic = [list(agent.critic.parameters())]
     value_losses: list[float] = []
-    for _ in range(value_epochs):
+    for _ in range(cfg.value_epochs):
         value_losses = []
-        for mb in minibatches(samples, cfg.minibatch_size, generator):
+        for mb in minibatches(samples, size, generator):
             v_loss = objectives.value_loss(
                 agent.value(mb["obs"]),
                 mb["returns"],
@@ -443,28 +454,16 @@ def trpo_update(
         }
 
 
-@dataclass(frozen=True)
 class TRPO:
-    """TRPO as ``run.train``'s algorithm: its settings and its update (chapter 2).
+    """TRPO as ``run.train``'s algorithm: its config and its update (chapter 2).
 
-    ``cfg`` gives the critic's settings and the advantage normalisation
-    (``trpo_update`` lists them); the other fields are TRPO's own, checked when
-    the object is made. TRPO keeps no state between updates: ``state_dict``
-    holds its settings, so a resume with other ones is refused.
+    ``config`` defaults to ``TRPOConfig()``. TRPO keeps no state between
+    updates: ``state_dict`` is empty, and a checkpoint keeps ``config`` (a
+    resume with other settings is refused).
     """
 
-    cfg: PPOConfig
-    max_kl: float = knob(0.01, "delta, the bound on the mean KL per update", POSITIVE)
-    damping: float = knob(0.1, "mu, added to the Fisher matrix for CG", AT_LEAST_0)
-    cg_iters: int = knob(10, "Conjugate-gradient iterations", AT_LEAST_1)
-    max_backtracks: int = knob(10, "Line-search trials", AT_LEAST_1)
-    backtrack_coef: float = knob(
-        0.5, "c, the line search's shrink factor", Range(0, 1, False, False)
-    )
-    value_epochs: int = knob(5, "Critic passes over the batch per update", AT_LEAST_1)
-
-    def __post_init__(self):
-        check_settings(**self.state_dict())
+    def __init__(self, config: TRPOConfig | None = None):
+        self.config = TRPOConfig() if config is None else config
 
     def update(
         self,
@@ -475,27 +474,13 @@ class TRPO:
         ranks: Ranks = SINGLE,
         generator: torch.Generator | None = None,
     ) -> dict[str, float]:
-        """``trpo_update`` with these settings; its diagnostics."""
+        """``trpo_update`` with this config; its diagnostics."""
         return trpo_update(
-            agent,
-            optimizer,
-            batch,
-            advantages,
-            self.cfg,
-            ranks,
-            generator,
-            **self.state_dict(),
+            agent, optimizer, batch, advantages, self.config, ranks, generator
         )
 
     def state_dict(self) -> dict:
-        """TRPO's own settings, by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cfg"}
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
-        """Accept a checkpoint's settings only if they are these."""
-        for name, ours in self.state_dict().items():
-            if state.get(name) != ours:
-                raise ValueError(
-                    f"the checkpoint's TRPO has {name}={state.get(name)!r}, "
-                    f"this run has {name}={ours!r}"
-                )
+        pass

@@ -45,8 +45,9 @@ def pytest_runtest_protocol(item, nextitem):
 
 @pytest.fixture
 def tiny():
-    """PPOConfig fields for a LunarLander run of a few seconds (checkpoint and
-    determinism tests): 2 envs x 64 steps, a 16-unit network."""
+    """Settings (``presets.configs``: of ``RunConfig`` and ``PPOConfig``) for a
+    LunarLander PPO run of a few seconds (checkpoint and determinism tests): 2
+    envs x 64 steps, a 16-unit network."""
     return dict(
         env_id="LunarLander-v3",
         num_envs=2,
@@ -55,6 +56,17 @@ def tiny():
         num_minibatches=2,
         hidden=(16,),
     )
+
+
+def train_with(settings: dict, algo: str = "ppo", **train_kwargs):
+    """``run.train`` of ``algo`` (``presets.ALGORITHMS``) with ``settings`` sent
+    by ``presets.configs`` to the run's config and the algorithm's; the other
+    keywords (``checkpoint_dir``, ``resume``, ...) go to ``run.train``."""
+    from ppo_helpers import presets, run
+
+    run_cfg, algo_cfg = presets.configs(algo, **settings)
+    algorithm = presets.ALGORITHMS[algo][0](algo_cfg)
+    return run.train(run_cfg, algorithm=algorithm, **train_kwargs)
 
 
 def spaces(obs_dim: int, actions: int | tuple[float, float, int]):
@@ -93,7 +105,8 @@ def episodes_without_wall(episodes) -> list[tuple]:
 
 
 def log_without_wall(path: Path) -> list[list[str]]:
-    """The rows of a run's CSV log (``train.py``) without the wall-time column."""
+    """The rows of a run's CSV log (``python -m ppo_helpers.cli --log``) without
+    the wall-time column."""
     with open(path, newline="") as f:
         return [[r[0], r[2], r[3]] for r in csv.reader(f)]
 

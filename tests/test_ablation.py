@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from ppo_helpers import ablation
+from ppo_helpers.optim import minibatch_size
+from ppo_helpers.ppo import PPOConfig
+from ppo_helpers.run import RunConfig
 
 
 def test_the_eleven_settings_of_table_1_with_the_papers_scores():
@@ -25,24 +28,29 @@ def test_the_eleven_settings_of_table_1_with_the_papers_scores():
     ],
 )
 def test_paper_config_is_table_3_with_the_settings_objective(setting, objective):
-    cfg = ablation.paper_config("Pendulum-v1", setting, seed=3, total_steps=4096)
+    run_cfg, cfg = ablation.paper_config(
+        "Pendulum-v1", setting, seed=3, total_steps=4096
+    )
+    assert isinstance(run_cfg, RunConfig) and isinstance(cfg, PPOConfig)
     assert cfg.objective == objective
-    assert cfg.batch_size == 2048  # horizon T = 2048
-    assert cfg.minibatch_size == 64
+    assert run_cfg.batch_size == 2048  # horizon T = 2048
+    assert minibatch_size(run_cfg.batch_size, cfg.num_minibatches) == 64
     assert cfg.update_epochs == 10
-    assert cfg.learning_rate == 3e-4 and cfg.anneal_steps == 0
-    assert (cfg.gamma, cfg.gae_lambda, cfg.ent_coef) == (0.99, 0.95, 0.0)
-    assert cfg.hidden == (64, 64) and cfg.max_grad_norm == 0.0
-    assert cfg.seed == 3 and cfg.total_steps == 4096
+    assert run_cfg.learning_rate == 3e-4 and run_cfg.anneal_steps == 0
+    assert (run_cfg.gamma, run_cfg.gae_lambda, cfg.ent_coef) == (0.99, 0.95, 0.0)
+    assert run_cfg.hidden == (64, 64) and cfg.max_grad_norm == 0.0
+    assert run_cfg.seed == 3 and run_cfg.total_steps == 4096
+    assert run_cfg.env_id == "Pendulum-v1"
 
 
 def test_kl_settings_fix_or_adapt_beta_from_one():
-    adaptive = ablation.paper_config("Pendulum-v1", "adaptive_kl_0.03", 0, 2048)
+    _, adaptive = ablation.paper_config("Pendulum-v1", "adaptive_kl_0.03", 0, 2048)
     assert adaptive.adaptive_beta and adaptive.beta == 1.0
     assert adaptive.kl_target == 0.03
-    fixed = ablation.paper_config("Pendulum-v1", "fixed_kl_0.3", 0, 2048)
+    _, fixed = ablation.paper_config("Pendulum-v1", "fixed_kl_0.3", 0, 2048)
     assert not fixed.adaptive_beta and fixed.beta == 0.3
-    assert ablation.paper_config("Pendulum-v1", "clip_0.1", 0, 2048).clip_coef == 0.1
+    _, clip = ablation.paper_config("Pendulum-v1", "clip_0.1", 0, 2048)
+    assert clip.clip_coef == 0.1
 
 
 def test_normalise_maps_random_to_0_and_best_to_1():

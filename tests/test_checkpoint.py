@@ -1,10 +1,13 @@
 """Checkpoints: atomic files, clear errors, exact env replay, exact resume."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
+from conftest import train_with
 
-from ppo_helpers import checkpoint, ppo, run
+from ppo_helpers import checkpoint, run
 from ppo_helpers.checkpoint import CheckpointError
 from ppo_helpers.envs import ReplayEpisodes, make_vector_env
 
@@ -132,11 +135,11 @@ def _same_state(a: dict, b: dict) -> None:
 
 
 def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny):
-    full = run.train(ppo.PPOConfig(total_steps=1536, **tiny))
+    full = train_with(dict(tiny, total_steps=1536))
     # The first run stops at 768 steps (a checkpoint is written at its end),
     # in the middle of episodes; the second continues it to 1536.
-    run.train(
-        ppo.PPOConfig(total_steps=768, **tiny),
+    train_with(
+        dict(tiny, total_steps=768),
         checkpoint_dir=tmp_path,
         checkpoint_every=10**9,
     )
@@ -144,8 +147,8 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny)
     saved = checkpoint.load(checkpoint.latest(tmp_path))
     saved_envs = saved["ranks"][0]["envs"]["episodes"]
     assert all(len(e["actions"]) > 0 for e in saved_envs)  # mid-episode: replayed
-    resumed = run.train(
-        ppo.PPOConfig(total_steps=1536, **tiny), checkpoint_dir=tmp_path, resume=True
+    resumed = train_with(
+        dict(tiny, total_steps=1536), checkpoint_dir=tmp_path, resume=True
     )
     _same_state(full.agent.state_dict(), resumed.agent.state_dict())
     saved = run.load_agent(checkpoint.latest(tmp_path))
@@ -156,35 +159,62 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, tiny)
     assert [u["env_steps"] for u in resumed.updates] == list(range(128, 1537, 128))
 
 
+def test_a_checkpoint_keeps_the_run_config_and_the_algorithms_config_and_state(
+    tmp_path, tiny
+):
+    result = train_with(
+        dict(tiny, total_steps=128, clip_coef=0.1), checkpoint_dir=tmp_path
+    )
+    state = checkpoint.load(checkpoint.latest(tmp_path))
+    assert state["version"] == checkpoint.VERSION == 5
+    assert state["config"] == asdict(result.config)
+    assert state["algorithm"] == {
+        "name": "PPO",
+        "config": asdict(result.algorithm.config),
+        "state": {"beta": 1.0},
+    }
+    assert state["algorithm"]["config"]["clip_coef"] == 0.1
+    assert "clip_coef" not in state["config"] and "gamma" in state["config"]
+
+
 def test_resume_refuses_a_different_config(tmp_path, tiny):
-    run.train(ppo.PPOConfig(total_steps=128, **tiny), checkpoint_dir=tmp_path)
-    other = ppo.PPOConfig(total_steps=256, gamma=0.99, **tiny)
-    with pytest.raises(CheckpointError, match="gamma=0.999, this run has gamma=0.99"):
-        run.train(other, checkpoint_dir=tmp_path, resume=True)
+    train_with(dict(tiny, total_steps=128), checkpoint_dir=tmp_path)
+    longer = dict(tiny, total_steps=256)
+    for changed, message in (
+        ({"gamma": 0.99}, "gamma=0.999, this run has gamma=0.99"),  # RunConfig's
+        ({"clip_coef": 0.1}, "clip_coef=0.2, this run has clip_coef=0.1"),  # PPO's
+    ):
+        with pytest.raises(CheckpointError, match=message):
+            train_with({**longer, **changed}, checkpoint_dir=tmp_path, resume=True)
+    without_epochs = {k: v for k, v in longer.items() if k != "update_epochs"}
+    with pytest.raises(CheckpointError, match="written by PPO, this run trains with"):
+        train_with(without_epochs, "trpo", checkpoint_dir=tmp_path, resume=True)
+    resumed = train_with(longer, checkpoint_dir=tmp_path, resume=True)
+    assert [u["env_steps"] for u in resumed.updates] == [128, 256]
 
 
 def test_envs_in_their_own_processes_train_and_resume_as_in_one(tmp_path, tiny):
     """AsyncVectorEnv steps the same envs as SyncVectorEnv, so the run is the
     same bit for bit; a checkpoint written with one resumes with the other."""
-    in_one = run.train(ppo.PPOConfig(total_steps=768, **tiny))
-    run.train(
-        ppo.PPOConfig(total_steps=384, async_envs=True, **tiny),
+    in_one = train_with(dict(tiny, total_steps=768))
+    train_with(
+        dict(tiny, total_steps=384, async_envs=True),
         checkpoint_dir=tmp_path,
     )
     saved = checkpoint.load(checkpoint.latest(tmp_path))
     assert all(len(e["actions"]) > 0 for e in saved["ranks"][0]["envs"]["episodes"])
-    resumed = run.train(
-        ppo.PPOConfig(total_steps=768, **tiny), checkpoint_dir=tmp_path, resume=True
+    resumed = train_with(
+        dict(tiny, total_steps=768), checkpoint_dir=tmp_path, resume=True
     )
     _same_state(in_one.agent.state_dict(), resumed.agent.state_dict())
     assert [e[2:] for e in in_one.episodes] == [e[2:] for e in resumed.episodes]
     # and the other way round: written in one process, resumed in several
-    run.train(
-        ppo.PPOConfig(total_steps=1152, async_envs=True, **tiny),
+    train_with(
+        dict(tiny, total_steps=1152, async_envs=True),
         checkpoint_dir=tmp_path,
         resume=True,
     )
-    longer = run.train(ppo.PPOConfig(total_steps=1152, **tiny))
+    longer = train_with(dict(tiny, total_steps=1152))
     resumed = run.load_agent(checkpoint.latest(tmp_path))
     _same_state(longer.agent.state_dict(), resumed.state_dict())
 

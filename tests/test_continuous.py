@@ -9,23 +9,35 @@ import torch
 from conftest import episodes_without_wall, same_weights, spaces
 from torch.distributions import Normal, kl_divergence
 
-from ppo_helpers import checkpoint, objectives, ppo, run
+from ppo_helpers import checkpoint, objectives, ppo, presets, run
 from ppo_helpers.envs import ReplayEpisodes, make_vector_env
 from ppo_helpers.networks import ActorCritic, ObservationNormalizer
-from ppo_helpers.ppo import PPOConfig
 from ppo_helpers.rollout import batch_gae, collect, evaluate
+from ppo_helpers.run import RunConfig
 from ppo_helpers.scaling import merge_moments
 from ppo_helpers.trpo import trpo_update
 
 EPS32 = torch.finfo(torch.float32).eps
 
 
-def pendulum_config(**kwargs) -> PPOConfig:
-    """A Pendulum run of a few seconds: 2 envs x 100 steps, a 16-unit network."""
-    base = dict(
-        num_envs=2, num_steps=100, update_epochs=2, num_minibatches=2, hidden=(16,)
+def pendulum_configs(algo: str = "ppo", **kwargs):
+    """The configs of a Pendulum run of a few seconds (``presets.for_env``'s Box
+    defaults): 2 envs x 100 steps, a 16-unit network, 2 PPO epochs."""
+    base = dict(num_envs=2, num_steps=100, num_minibatches=2, hidden=(16,))
+    if algo == "ppo":
+        base.update(update_epochs=2)
+    return presets.for_env("Pendulum-v1", algo, **{**base, **kwargs})
+
+
+def train_pendulum(checkpoint_dir=None, resume=False, **settings) -> run.TrainResult:
+    """``run.train`` of PPO with ``pendulum_configs(**settings)``."""
+    run_cfg, ppo_cfg = pendulum_configs(**settings)
+    return run.train(
+        run_cfg,
+        algorithm=ppo.PPO(ppo_cfg),
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
-    return PPOConfig.for_env("Pendulum-v1", **{**base, **kwargs})
 
 
 def gaussian_params(batch: int, dim: int, seed: int) -> torch.Tensor:
@@ -168,16 +180,15 @@ def test_merge_moments_of_two_halves_is_the_moments_of_the_whole():
 
 
 def test_box_run_is_bit_identical_twice_and_resumes_exactly(tmp_path):
-    cfg = pendulum_config(total_steps=800)
-    assert cfg.norm_obs  # the Box defaults normalise observations
-    a, b = run.train(cfg), run.train(cfg)
+    assert pendulum_configs()[0].norm_obs  # the Box defaults normalise observations
+    a, b = train_pendulum(total_steps=800), train_pendulum(total_steps=800)
     assert (
         episodes_without_wall(a.episodes) == episodes_without_wall(b.episodes)
         and len(a.episodes) == 4
     )
     assert same_weights(a.agent, b.agent)
-    run.train(pendulum_config(total_steps=400), checkpoint_dir=tmp_path)
-    resumed = run.train(cfg, checkpoint_dir=tmp_path, resume=True)
+    train_pendulum(tmp_path, total_steps=400)
+    resumed = train_pendulum(tmp_path, resume=True, total_steps=800)
     assert episodes_without_wall(resumed.episodes) == episodes_without_wall(a.episodes)
     assert same_weights(resumed.agent, a.agent)
     # the saved agent carries its spaces and observation statistics
@@ -188,14 +199,13 @@ def test_box_run_is_bit_identical_twice_and_resumes_exactly(tmp_path):
 
 
 def test_a_tanh_squashed_run_trains_saves_and_reloads_squashed(tmp_path):
-    cfg = pendulum_config(total_steps=400, action_squash="tanh")
-    result = run.train(cfg, checkpoint_dir=tmp_path)
+    result = train_pendulum(tmp_path, total_steps=400, action_squash="tanh")
     assert result.agent.actor.squash == "tanh" and len(result.updates) == 2
     saved = run.load_agent(checkpoint.latest(tmp_path))
     assert saved.actor.squash == "tanh"
     far = torch.tensor([[-50.0], [0.0], [50.0]])  # tanh's ends and its middle
     np.testing.assert_allclose(saved.env_action(far)[:, 0], [-2.0, 0.0, 2.0])
-    clipped = run.train(pendulum_config(total_steps=400))
+    clipped = train_pendulum(total_steps=400)
     assert not same_weights(clipped.agent, result.agent)  # the envs saw other actions
 
 
@@ -216,8 +226,7 @@ def test_replay_rebuilds_a_pendulum_episode_from_float_actions():
 
 def test_evaluate_uses_the_agents_observation_statistics():
     torch.manual_seed(0)
-    cfg = pendulum_config(total_steps=400)
-    agent = run.train(cfg).agent
+    agent = train_pendulum(total_steps=400).agent
     before = evaluate(agent, "Pendulum-v1", num_episodes=2, num_envs=2)
     agent.normalize.mean.add_(5.0)  # other statistics: other actions
     after = evaluate(agent, "Pendulum-v1", num_episodes=2, num_envs=2)
@@ -226,15 +235,18 @@ def test_evaluate_uses_the_agents_observation_statistics():
 
 
 def test_solved_takes_the_env_specs_threshold_or_the_override():
-    assert run.solved_threshold(PPOConfig()) == 200  # LunarLander-v3's spec
-    assert run.solved_threshold(PPOConfig(env_id="CartPole-v1")) == 475
-    assert run.solved_threshold(pendulum_config()) is None  # Pendulum has none
-    assert run.solved_threshold(pendulum_config(solved_return=-200.0)) == -200.0
+    assert run.solved_threshold(RunConfig()) == 200  # LunarLander-v3's spec
+    assert run.solved_threshold(RunConfig(env_id="CartPole-v1")) == 475
+    assert run.solved_threshold(pendulum_configs()[0]) is None  # Pendulum has none
+    pendulum_solved = pendulum_configs(solved_return=-200.0)[0]
+    assert run.solved_threshold(pendulum_solved) == -200.0
 
 
 @pytest.mark.parametrize("solved", [None, -2000.0])
 def test_steps_to_solve_follows_the_threshold(solved):
-    result = run.TrainResult(agent=None, config=None, solved_return=solved)
+    result = run.TrainResult(
+        agent=None, config=None, algorithm=None, solved_return=solved
+    )
     result.episodes = [
         run.Episode(200 * (i + 1), 0.0, -1000.0, 200) for i in range(100)
     ]
@@ -245,12 +257,14 @@ def test_trpo_update_keeps_a_gaussian_policy_within_max_kl(pendulum_batch):
     agent0, batch, advantages = pendulum_batch
     agent = copy.deepcopy(agent0)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
-    stats = trpo_update(agent, optimizer, batch, advantages, pendulum_config())
+    # the critic's minibatches: 100 of the batch's 900 samples each
+    _, cfg = pendulum_configs("trpo", num_minibatches=9)
+    stats = trpo_update(agent, optimizer, batch, advantages, cfg)
     assert stats["accepted"] == 1.0 and stats["surrogate_gain"] > 0
     obs = batch.obs.flatten(0, 1)
     with torch.no_grad():  # measured with torch's own KL, not the actor's
         kl = kl_divergence(agent0.dist(obs), agent.dist(obs)).mean().item()
-    assert 0 < kl <= 0.01
+    assert 0 < kl <= cfg.max_kl == 0.01
     assert not torch.equal(agent.actor.log_std, agent0.actor.log_std)  # it moves too
 
 
@@ -261,7 +275,8 @@ def test_ppo_update_on_a_gaussian_policy_reports_the_exact_kl(
     agent0, batch, advantages = pendulum_batch
     agent = copy.deepcopy(agent0)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
-    cfg = pendulum_config(objective=objective)
+    # minibatches of 100 of the batch's 900 samples
+    _, cfg = pendulum_configs(objective=objective, num_minibatches=9)
     stats = ppo.update(agent, optimizer, batch, advantages, cfg, beta=1.0)
     obs = batch.obs.flatten(0, 1)
     with torch.no_grad():
@@ -275,8 +290,8 @@ def test_ppo_update_on_a_gaussian_policy_reports_the_exact_kl(
 def test_the_gaussian_starts_at_log_std_init_in_a_network_and_in_a_run():
     agent = ActorCritic(*spaces(3, (-1.0, 1.0, 2)), log_std_init=-0.5)
     assert torch.equal(agent.actor.log_std.detach(), torch.full((2,), -0.5))
-    assert pendulum_config().log_std_init == 0.0  # the PPO paper's sigma = 1
-    first = run.train(pendulum_config(total_steps=200, log_std_init=-0.5)).updates[0]
+    assert pendulum_configs()[0].log_std_init == 0.0  # the PPO paper's sigma = 1
+    first = train_pendulum(total_steps=200, log_std_init=-0.5).updates[0]
     # the entropy of N(mu, sigma^2) in one dimension is 1/2 log(2 pi e) + log sigma;
     # after one update sigma has moved from exp(-0.5) by far less than 0.1
     assert first["entropy"] == pytest.approx(
@@ -285,8 +300,7 @@ def test_the_gaussian_starts_at_log_std_init_in_a_network_and_in_a_run():
 
 
 def test_a_state_dependent_sigma_run_saves_and_reloads_its_head(tmp_path):
-    cfg = pendulum_config(total_steps=400, state_dependent_std=True)
-    result = run.train(cfg, checkpoint_dir=tmp_path)
+    result = train_pendulum(tmp_path, total_steps=400, state_dependent_std=True)
     assert not hasattr(result.agent.actor, "log_std")
     saved = run.load_agent(checkpoint.latest(tmp_path))
     assert saved.actor.state_dependent_std and same_weights(saved, result.agent)

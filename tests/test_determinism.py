@@ -1,14 +1,13 @@
 """Same seed, same CPU: the same episodes and the same weights, bit for bit."""
 
-from conftest import episodes_without_wall, same_weights
+from conftest import episodes_without_wall, same_weights, train_with
 
-from ppo_helpers import ppo, run
-from ppo_helpers.train import main
+from ppo_helpers.cli import main
 
 
 def test_same_seed_gives_identical_episodes_and_weights(tiny):
-    a = run.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
-    b = run.train(ppo.PPOConfig(seed=7, total_steps=1536, **tiny))
+    a = train_with(dict(tiny, seed=7, total_steps=1536))
+    b = train_with(dict(tiny, seed=7, total_steps=1536))
     assert len(a.episodes) > 5
     assert episodes_without_wall(a.episodes) == episodes_without_wall(b.episodes)
     assert same_weights(a.agent, b.agent)
@@ -16,14 +15,14 @@ def test_same_seed_gives_identical_episodes_and_weights(tiny):
         assert {k: v for k, v in stats_a.items() if k != "wall_s"} == {
             k: v for k, v in stats_b.items() if k != "wall_s"
         }
-    c = run.train(ppo.PPOConfig(seed=8, total_steps=1536, **tiny))
+    c = train_with(dict(tiny, seed=8, total_steps=1536))
     assert episodes_without_wall(a.episodes) != episodes_without_wall(c.episodes)
 
 
 def test_writing_checkpoints_does_not_change_the_run(tmp_path, tiny):
-    plain = run.train(ppo.PPOConfig(total_steps=1536, **tiny))
-    saving = run.train(
-        ppo.PPOConfig(total_steps=1536, **tiny),
+    plain = train_with(dict(tiny, total_steps=1536))
+    saving = train_with(
+        dict(tiny, total_steps=1536),
         checkpoint_dir=tmp_path,
         checkpoint_every=256,
     )

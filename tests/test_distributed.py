@@ -31,9 +31,10 @@ from conftest import (
     episodes_without_wall,
     log_without_wall,
     same_weights,
+    train_with,
 )
 
-from ppo_helpers import checkpoint, distributed, objectives, ppo
+from ppo_helpers import checkpoint, distributed, objectives, ppo, presets
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.ranks import (
     SINGLE,
@@ -42,9 +43,9 @@ from ppo_helpers.ranks import (
     merged_moments,
 )
 from ppo_helpers.rollout import RolloutBatch
-from ppo_helpers.run import train
+from ppo_helpers.run import RunConfig, train
 from ppo_helpers.scaling import RewardScaler
-from ppo_helpers.trpo import TRPO
+from ppo_helpers.trpo import TRPO, TRPOConfig
 
 torch.set_num_threads(1)
 EPS64 = torch.finfo(torch.float64).eps
@@ -130,25 +131,24 @@ def _split(batch: RolloutBatch, parts: int) -> list[RolloutBatch]:
     return [RolloutBatch(*(c[i] for c in chunks)) for i in range(parts)]
 
 
-def alone_and_on_two_ranks(algorithm, settings):
-    """One update of ``algorithm(cfg)`` on a batch of 4 envs in one process, and
-    on two thread ranks that hold 2 of its envs each: ((agent, stats), [(agent,
-    stats)] per rank)."""
+def alone_and_on_two_ranks(make_algorithm):
+    """One update of a fresh ``make_algorithm()`` on a batch of 4 envs in one
+    process, and on two thread ranks that hold 2 of its envs each: ((agent,
+    stats), [(agent, stats)] per rank)."""
     observation = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
     torch.manual_seed(0)
     agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
     union = _batch(agent, num_envs=4, num_steps=16, seed=1)
     advantages = torch.randn(16, 4, generator=torch.Generator().manual_seed(2)).double()
 
-    def step(batch, adv, num_envs, ranks=SINGLE):
+    def step(batch, adv, ranks=SINGLE):
         mine = copy.deepcopy(agent)
         optimizer = torch.optim.Adam(mine.parameters(), lr=1e-3, eps=1e-5)
-        cfg = ppo.PPOConfig(num_envs=num_envs, num_steps=16, **settings)
-        return mine, algorithm(cfg).update(mine, optimizer, batch, adv, ranks)
+        return mine, make_algorithm().update(mine, optimizer, batch, adv, ranks)
 
     halves, adv_halves = _split(union, 2), advantages.chunk(2, dim=1)
-    return step(union, advantages, 4), distributed.in_threads(
-        2, lambda ranks: step(halves[ranks.rank], adv_halves[ranks.rank], 2, ranks)
+    return step(union, advantages), distributed.in_threads(
+        2, lambda ranks: step(halves[ranks.rank], adv_halves[ranks.rank], ranks)
     )
 
 
@@ -164,15 +164,14 @@ def assert_ranks_agree_with_one_process(single, single_stats, results, decision)
 
 @pytest.mark.parametrize("objective", ["clip", "kl_penalty", "dppo", "unclipped"])
 def test_update_on_two_ranks_is_the_update_on_their_union(objective):
-    settings = dict(
+    cfg = ppo.PPOConfig(
         num_minibatches=1,  # the same minibatch, in any order, on both sides
         update_epochs=3,
         objective=objective,
         kl_target=0.003,
         max_grad_norm=0.5,
-        learning_rate=1e-3,
     )
-    (single, single_stats), results = alone_and_on_two_ranks(ppo.PPO, settings)
+    (single, single_stats), results = alone_and_on_two_ranks(lambda: ppo.PPO(cfg))
     # float64 throughout: gradients differ from the union's by the summation
     # order, ~64 * eps relative; Adam turns a gradient error dg into a step
     # error of at most lr * dg / adam_eps (= 100 dg here), so after 3 steps the
@@ -182,9 +181,8 @@ def test_update_on_two_ranks_is_the_update_on_their_union(objective):
 
 
 def test_trpo_update_on_two_ranks_is_the_update_on_their_union():
-    settings = dict(num_minibatches=1, max_grad_norm=0.5)
-    algorithm = partial(TRPO, value_epochs=2)
-    (single, single_stats), results = alone_and_on_two_ranks(algorithm, settings)
+    cfg = TRPOConfig(num_minibatches=1, max_grad_norm=0.5, value_epochs=2)
+    (single, single_stats), results = alone_and_on_two_ranks(lambda: TRPO(cfg))
     assert single_stats["accepted"] == 1.0  # a step was taken: the test can fail
     # float64: g and F v of the union differ from the mean of the halves' by
     # summation order (~64 eps relative); CG and the step's scale keep that
@@ -202,25 +200,29 @@ def test_train_hands_its_ranks_to_the_update():
             seen.append(ranks)
             return super().update(agent, optimizer, batch, advantages, ranks, generator)
 
-    cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
-    train(cfg, algorithm=Watched(cfg))
+    cfg = RunConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
+    train(cfg, algorithm=Watched())
     assert seen == [SINGLE] * cfg.num_updates
 
 
-ALGORITHMS = {name: ppo.PPO for name in objectives.OBJECTIVES} | {
-    "trpo": partial(TRPO, value_epochs=2)
-}
+ALGORITHMS = (*objectives.OBJECTIVES, "trpo")  # PPO with each objective, and TRPO
 
 
 def two_rank_run(tiny, algorithm, total_steps, **kwargs):
-    """A whole ``train`` on two thread ranks: each rank's ``TrainResult``."""
-    objective = algorithm if algorithm in objectives.OBJECTIVES else "clip"
-    cfg = ppo.PPOConfig(
-        **tiny, objective=objective, kl_target=0.003, seed=5, total_steps=total_steps
-    )
+    """A whole ``train`` on two thread ranks: each rank's ``TrainResult``.
 
-    def run(ranks):
-        return train(cfg, algorithm=ALGORITHMS[algorithm](cfg), ranks=ranks, **kwargs)
+    ``algorithm`` is PPO's objective, or "trpo" (``tiny``'s settings but PPO's
+    update_epochs, and 2 critic epochs)."""
+    if algorithm == "trpo":
+        algo, settings = "trpo", dict(tiny, value_epochs=2)
+        del settings["update_epochs"]
+    else:
+        algo, settings = "ppo", dict(tiny, objective=algorithm, kl_target=0.003)
+    cfg, algo_cfg = presets.configs(algo, **settings, seed=5, total_steps=total_steps)
+    algorithm_class = presets.ALGORITHMS[algo][0]
+
+    def run(ranks):  # each rank its own algorithm (PPO's beta is its state)
+        return train(cfg, algorithm=algorithm_class(algo_cfg), ranks=ranks, **kwargs)
 
     return distributed.in_threads(2, run)
 
@@ -236,7 +238,7 @@ def test_a_whole_two_rank_run_keeps_the_ranks_identical(tiny, algorithm):
     assert episodes_without_wall(first.episodes) == episodes_without_wall(
         second.episodes
     )
-    alone = train(ppo.PPOConfig(**tiny, seed=5, total_steps=4 * 2 * 64))
+    alone = train_with(dict(tiny, seed=5, total_steps=4 * 2 * 64))
     assert not same_weights(first.agent, alone.agent)  # the test can fail
 
 
@@ -262,9 +264,7 @@ def test_dppo_stops_early_on_every_rank_together():
     torch.manual_seed(0)
     agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
     batches = [_batch(agent, 2, 16, seed) for seed in (1, 2)]
-    cfg = ppo.PPOConfig(
-        num_envs=2, num_steps=16, num_minibatches=2, objective="dppo", kl_target=1e-3
-    )
+    cfg = ppo.PPOConfig(num_minibatches=2, objective="dppo", kl_target=1e-3)
 
     def run(ranks):
         mine = copy.deepcopy(agent)
@@ -285,9 +285,7 @@ def test_dppo_takes_no_step_once_the_kl_is_past_its_bound():
     torch.manual_seed(0)
     agent = ActorCritic(observation, gym.spaces.Discrete(4), (16,)).double()
     batch = _batch(agent, 2, 16, seed=1)
-    cfg = ppo.PPOConfig(
-        num_envs=2, num_steps=16, num_minibatches=2, objective="dppo", kl_target=1e-4
-    )
+    cfg = ppo.PPOConfig(num_minibatches=2, objective="dppo", kl_target=1e-4)
     kls, stepped = [], []
     dppo, gradient_step = objectives.OBJECTIVES["dppo"], ppo.gradient_step
 
@@ -564,7 +562,7 @@ def test_a_rank_that_loses_a_peer_says_so_and_leaves_the_naming_to_torchrun(
     def lost(args, ranks, prog):
         raise distributed.LostPeerError("rank 0: an all-reduce failed, ...")
 
-    monkeypatch.setattr(distributed.train, "report", lost)
+    monkeypatch.setattr(distributed.cli, "report", lost)
     monkeypatch.setattr(distributed, "connect", lambda *a: SINGLE)
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: None)
     monkeypatch.setattr(distributed, "LOST_PEER_WAIT_S", 0.0)

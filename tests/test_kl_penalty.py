@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import spaces
 
-from ppo_helpers import objectives, ppo
+from ppo_helpers import objectives, ppo, presets
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.rollout import batch_gae, collect
@@ -74,7 +74,7 @@ def test_adaptive_beta_settles_when_kl_scales_like_one_over_beta(c):
 
 def test_larger_beta_gives_a_smaller_update_on_the_same_batch():
     torch.manual_seed(0)
-    cfg = ppo.PPOConfig(
+    run_cfg, cfg = presets.configs(
         env_id="CartPole-v1",
         num_envs=2,
         num_steps=64,
@@ -84,17 +84,17 @@ def test_larger_beta_gives_a_smaller_update_on_the_same_batch():
         gae_lambda=0.95,
         objective="kl_penalty",
     )
-    envs = make_vector_env(cfg.env_id, cfg.num_envs)
+    envs = make_vector_env(run_cfg.env_id, run_cfg.num_envs)
     obs, _ = envs.reset(seed=0)
     agent = ActorCritic(*spaces(4, 2))
-    batch, _, _ = collect(envs, agent, obs, cfg.num_steps)
+    batch, _, _ = collect(envs, agent, obs, run_cfg.num_steps)
     envs.close()
-    advantages = batch_gae(batch, cfg.gamma, cfg.gae_lambda)
+    advantages = batch_gae(batch, run_cfg.gamma, run_cfg.gae_lambda)
     kls = []
     for beta in (0.01, 1.0, 100.0):
         torch.manual_seed(1)
         copy_agent = copy.deepcopy(agent)
-        optimizer = torch.optim.Adam(copy_agent.parameters(), lr=cfg.learning_rate)
+        optimizer = torch.optim.Adam(copy_agent.parameters(), lr=run_cfg.learning_rate)
         stats = ppo.update(copy_agent, optimizer, batch, advantages, cfg, beta)
         assert stats["beta"] == beta
         kls.append(stats["kl"])

@@ -26,7 +26,8 @@ LAYERS = {
     "trpo": 3,
     "checkpoint": 4,  # a run
     "run": 4,
-    "train": 5,  # the fronts
+    "presets": 5,  # the fronts
+    "cli": 5,
     "distributed": 5,
     "outputs": 5,
     "plotting": 5,

@@ -7,10 +7,11 @@ import json
 import sys
 
 import pytest
+from conftest import train_with
 
-from ppo_helpers import outputs, run
+from ppo_helpers import outputs
+from ppo_helpers.cli import main
 from ppo_helpers.run import Episode, mean_return
-from ppo_helpers.train import main
 
 EPISODES = [Episode(100, 0.5, -20.0, 40), Episode(200, 1.0, 35.5, 60)]
 STATS = {"env_steps": 200, "approx_kl": 0.012, "entropy": 1.3, "wall_s": 1.0}
@@ -35,9 +36,7 @@ def test_mean_return_is_the_mean_of_the_last_window():
 
 
 def test_mean100_by_update_counts_the_episodes_each_update_had_finished(tiny):
-    from ppo_helpers.ppo import PPOConfig
-
-    result = run.train(PPOConfig(seed=0, total_steps=512, **tiny))
+    result = train_with(dict(tiny, seed=0, total_steps=512))
     returns = [e.episode_return for e in result.episodes]
     for u, mean100 in zip(result.updates, result.mean100_by_update(), strict=True):
         done = [r for e, r in zip(result.episodes, returns, strict=True)

@@ -2,7 +2,8 @@
 
 import itertools
 
-from ppo_helpers import ppo, run
+from ppo_helpers import run
+from ppo_helpers.run import RunConfig
 from ppo_helpers.timing import NOT_TIMED, PhaseTimes
 
 
@@ -25,7 +26,7 @@ def test_not_timed_reads_no_clock_and_keeps_nothing():
 
 
 def test_train_times_every_phase_of_every_iteration_and_trains_the_same():
-    cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
+    cfg = RunConfig(env_id="CartPole-v1", num_envs=2, num_steps=16, total_steps=64)
     times = PhaseTimes()
     timed = run.train(cfg, phase_times=times)
     for phase in ("rollout", "advantages", "update"):

@@ -11,21 +11,22 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import spaces
+from conftest import spaces, train_with
 from torch import nn
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ppo_helpers import ppo, presets
 from ppo_helpers.checkpoint import CheckpointError
 from ppo_helpers.envs import make_vector_env
 from ppo_helpers.networks import ActorCritic
 from ppo_helpers.objectives import categorical_kl, value_loss
-from ppo_helpers.ppo import PPOConfig
 from ppo_helpers.rollout import batch_gae, collect
 from ppo_helpers.run import train
 from ppo_helpers.trpo import (
     TRPO,
     LineSearchResult,
+    TRPOConfig,
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,
@@ -427,19 +428,18 @@ def test_bad_hyperparameters_raise_value_error(call, message):
 
 # trpo_update: the update step that run.train plugs in (chapter 2)
 
-TRPO_CFG = PPOConfig(
-    env_id="CartPole-v1", num_envs=2, num_steps=64, num_minibatches=4, gamma=0.99
-)
+NUM_ENVS, NUM_STEPS = 2, 64  # the CartPole rollout: 128 samples
+TRPO_CFG = TRPOConfig(num_minibatches=4)
 
 
 @pytest.fixture(scope="module")
 def cartpole_batch():
     """A fresh agent, its optimizer, a real 2 x 64 CartPole rollout and GAE."""
     torch.manual_seed(0)
-    envs = make_vector_env("CartPole-v1", TRPO_CFG.num_envs)
+    envs = make_vector_env("CartPole-v1", NUM_ENVS)
     obs, _ = envs.reset(seed=0)
     agent = ActorCritic(*spaces(4, 2))
-    batch, _, _ = collect(envs, agent, obs, TRPO_CFG.num_steps)
+    batch, _, _ = collect(envs, agent, obs, NUM_STEPS)
     envs.close()
     advantages = batch_gae(batch, 0.99, 0.95)
     return agent, batch, advantages
@@ -459,7 +459,8 @@ def test_trpo_update_keeps_the_measured_kl_within_max_kl(cartpole_batch, max_kl)
     agent0, batch, advantages = cartpole_batch
     agent, optimizer = fresh_copy(agent0)
     obs = batch.obs.flatten(0, 1)
-    stats = trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, max_kl=max_kl)
+    cfg = replace(TRPO_CFG, max_kl=max_kl)
+    stats = trpo_update(agent, optimizer, batch, advantages, cfg)
     assert stats["accepted"] == 1.0
     assert 0.0 < stats["step_fraction"] <= 1.0
     assert stats["surrogate_gain"] > 0
@@ -480,7 +481,8 @@ def test_trpo_update_predicted_kl_is_the_quadratic_form_of_the_applied_step(
     # is E_s[sum_a p u^2 - (sum_a p u)^2]; no double backprop, no damping.
     agent0, batch, advantages = cartpole_batch
     agent, optimizer = fresh_copy(agent0)
-    stats = trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, max_kl=0.01)
+    assert TRPO_CFG.max_kl == 0.01
+    stats = trpo_update(agent, optimizer, batch, advantages, TRPO_CFG)
     assert stats["accepted"] == 1.0
     obs = batch.obs.flatten(0, 1).clone()
     names = [name for name, _ in agent0.actor.named_parameters()]
@@ -530,9 +532,8 @@ def test_trpo_update_trains_only_the_critic_with_the_optimizer(cartpole_batch):
     returns = (advantages + batch.values).flatten()
     with torch.no_grad():
         loss_before = value_loss(agent.value(obs), returns).item()
-    stats = trpo_update(
-        agent, optimizer, batch, advantages, TRPO_CFG, max_kl=0.01, value_epochs=5
-    )
+    cfg = replace(TRPO_CFG, max_kl=0.01, value_epochs=5)
+    stats = trpo_update(agent, optimizer, batch, advantages, cfg)
     with torch.no_grad():
         loss_after = value_loss(agent.value(obs), returns).item()
     assert loss_after < loss_before
@@ -543,10 +544,19 @@ def test_trpo_update_trains_only_the_critic_with_the_optimizer(cartpole_batch):
 
 
 def test_trpo_update_plugs_into_train():
-    cfg = PPOConfig(
-        env_id="CartPole-v1", num_envs=2, num_steps=32, total_steps=128, gamma=0.99
+    cfg, trpo_cfg = presets.configs(
+        "trpo",
+        env_id="CartPole-v1",
+        num_envs=2,
+        num_steps=32,
+        total_steps=128,
+        gamma=0.99,
+        max_kl=0.02,
+        value_epochs=2,
     )
-    result = train(cfg, algorithm=TRPO(cfg, max_kl=0.02, value_epochs=2))
+    assert trpo_cfg == TRPOConfig(max_kl=0.02, value_epochs=2)
+    result = train(cfg, algorithm=TRPO(trpo_cfg))
+    assert result.algorithm.config is trpo_cfg and result.algorithm.state_dict() == {}
     assert len(result.updates) == cfg.num_updates == 2
     for stats in result.updates:
         assert stats["kl"] <= 0.02
@@ -565,37 +575,61 @@ def test_trpo_update_plugs_into_train():
         ({"value_epochs": 0}, "value_epochs must be >= 1, got 0"),
     ],
 )
-def test_trpo_update_rejects_bad_hyperparameters(cartpole_batch, kwargs, message):
+def test_trpo_config_rejects_bad_hyperparameters(kwargs, message):
+    # a bad setting never reaches trpo_update: its TRPOConfig cannot be made
+    with pytest.raises(ValueError, match=message):
+        TRPOConfig(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        replace(TRPO_CFG, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        presets.configs("trpo", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        pytest.param(
+            lambda *args: ppo.update(*args, ppo.PPOConfig(num_minibatches=129)),
+            id="ppo",
+        ),
+        pytest.param(
+            lambda *args: trpo_update(*args, replace(TRPO_CFG, num_minibatches=129)),
+            id="trpo",
+        ),
+    ],
+)
+def test_more_minibatches_than_samples_are_refused_before_any_step(
+    cartpole_batch, update
+):
     agent0, batch, advantages = cartpole_batch
     agent, optimizer = fresh_copy(agent0)
-    with pytest.raises(ValueError, match=message):
-        trpo_update(agent, optimizer, batch, advantages, TRPO_CFG, **kwargs)
+    match = r"num_minibatches must be in \[1, 128\] \(the batch's samples\), got 129"
+    with pytest.raises(ValueError, match=match):
+        update(agent, optimizer, batch, advantages)
     assert torch.equal(flat(agent), flat(agent0))
 
 
 def test_trpo_refuses_a_bad_setting_when_made_and_a_resume_with_another(tmp_path):
-    cfg = PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=32, total_steps=64)
-    with pytest.raises(ValueError, match="max_kl"):
-        TRPO(cfg, max_kl=-0.01)
-    train(cfg, algorithm=TRPO(cfg, value_epochs=1), checkpoint_dir=tmp_path)
-    longer = replace(cfg, total_steps=128)
-    with pytest.raises(
-        CheckpointError, match="value_epochs=1, this run has value_epochs=2"
+    with pytest.raises(ValueError, match="max_kl must be > 0, got -0.01"):
+        TRPO(TRPOConfig(max_kl=-0.01))
+    settings = dict(env_id="CartPole-v1", num_envs=2, num_steps=32, value_epochs=1)
+    train_with({**settings, "total_steps": 64}, "trpo", checkpoint_dir=tmp_path)
+    longer = {**settings, "total_steps": 128}
+    for changed, message in (
+        ({"max_kl": 0.02}, "was written with max_kl=0.01, this run has max_kl=0.02"),
+        ({"value_epochs": 2}, "value_epochs=1, this run has value_epochs=2"),
+        ({"num_minibatches": 4}, "num_minibatches=8, this run has num_minibatches=4"),
     ):
-        train(
-            longer,
-            algorithm=TRPO(longer, value_epochs=2),
-            checkpoint_dir=tmp_path,
-            resume=True,
-        )
+        with pytest.raises(CheckpointError, match=message):
+            train_with(
+                {**longer, **changed}, "trpo", checkpoint_dir=tmp_path, resume=True
+            )
+    run_cfg, _ = presets.configs(
+        **{k: v for k, v in longer.items() if k != "value_epochs"}
+    )
     with pytest.raises(
         CheckpointError, match="written by TRPO, this run trains with PPO"
     ):
-        train(longer, checkpoint_dir=tmp_path, resume=True)
-    resumed = train(
-        longer,
-        algorithm=TRPO(longer, value_epochs=1),
-        checkpoint_dir=tmp_path,
-        resume=True,
-    )
-    assert len(resumed.updates) == longer.num_updates
+        train(run_cfg, checkpoint_dir=tmp_path, resume=True)
+    resumed = train_with(longer, "trpo", checkpoint_dir=tmp_path, resume=True)
+    assert len(resumed.updates) == run_cfg.num_updates == 2

@@ -7,27 +7,36 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 import pytest
 import torch
 from conftest import assert_identical, log_without_wall
 
-from ppo_helpers import checkpoint, ppo
+from ppo_helpers import checkpoint, presets
+from ppo_helpers.cli import (
+    build_parser,
+    configs_from_args,
+    given_settings,
+    main,
+)
 from ppo_helpers.outputs import LOG_HEADER
-from ppo_helpers.train import main
+from ppo_helpers.ppo import PPO, PPOConfig
+from ppo_helpers.run import RunConfig
+from ppo_helpers.trpo import TRPO, TRPOConfig
 
 torch.set_num_threads(1)
 
-CARTPOLE = [
+CARTPOLE_RUN = [  # the flags that PPO and TRPO share
     "--env", "CartPole-v1", "--num-envs", "2", "--num-steps", "64",
-    "--update-epochs", "1", "--num-minibatches", "2", "--hidden", "8",
+    "--num-minibatches", "2", "--hidden", "8",
 ]  # fmt: skip
+CARTPOLE = [*CARTPOLE_RUN, "--update-epochs", "1"]
 LUNAR = [
     "--env", "LunarLander-v3", "--num-envs", "2", "--num-steps", "64",
     "--update-epochs", "2", "--num-minibatches", "2", "--hidden", "16",
 ]  # fmt: skip
-PENDULUM = [  # Box actions, observation normalisation on (ppo.BOX_DEFAULTS)
+PENDULUM = [  # Box actions, observation normalisation on (presets.BOX_DEFAULTS)
     "--env", "Pendulum-v1", "--num-envs", "2", "--num-steps", "64",
     "--update-epochs", "2", "--num-minibatches", "2", "--hidden", "16",
 ]  # fmt: skip
@@ -51,7 +60,7 @@ def test_help_shows_every_config_field_with_its_default_and_range(capsys):
     code, out, _ = run_cli(["--help"], capsys)
     assert code == 0
     text = " ".join(out.split())  # undo argparse's line wrapping
-    for f in fields(ppo.PPOConfig):
+    for f in (*fields(RunConfig), *fields(PPOConfig), *fields(TRPOConfig)):
         flag = "--env" if f.name == "env_id" else "--" + f.name.replace("_", "-")
         assert flag in text, flag
     assert "--gamma X Discount factor (default: 0.999; range [0, 1])" in text
@@ -59,7 +68,10 @@ def test_help_shows_every_config_field_with_its_default_and_range(capsys):
     assert "(default: 0.2; range (0, 1))" in text  # clip_coef
     assert "--scale-rewards, --no-scale-rewards" in text
     assert "(default: 64 64; range >= 1)" in text  # hidden, each entry
-    assert "(default: 8; range [1, batch_size])" in text  # num_minibatches
+    assert (
+        "--num-minibatches N Minibatches per pass over a batch (default: 8; range >= 1)"
+        in text
+    )
     assert "(default: clip; one of clip, kl_penalty, dppo, unclipped)" in text
     assert (
         "--max-kl X delta, the bound on the mean KL per update (default: 0.01;" in text
@@ -116,7 +128,20 @@ def test_bad_input_ends_with_one_clear_line_and_no_traceback(tmp_path, capsys):
         (["--checkpoint-dir", a_file / "ckpt"], "cannot write --checkpoint-dir"),
         (["--max-kl", "0.02"], "--max-kl is a TRPO setting: it needs --algo trpo"),
         (["--algo", "trpo", "--max-kl", "-1"], "max_kl must be > 0, got -1.0"),
+        (
+            ["--algo", "trpo", "--update-epochs", "3"],
+            "--update-epochs is a PPO setting: --algo trpo does not use it",
+        ),
+        (
+            ["--algo", "trpo", "--ent-coef", "0.01"],
+            "--ent-coef is a PPO setting: --algo trpo does not use it",
+        ),
         (["--algo", "sgd"], "argument --algo: invalid choice"),
+        (  # 2 envs x 16 steps: 32 samples, checked at the first update
+            [*CARTPOLE_RUN[:2], "--num-envs", "2", "--num-steps", "16"]
+            + ["--num-minibatches", "33"],
+            "num_minibatches must be in [1, 32] (the batch's samples), got 33",
+        ),
     ]
     for argv, message in cases:
         code, out, err = run_cli(argv, capsys)
@@ -134,9 +159,15 @@ def test_resume_refuses_a_changed_hyperparameter(tmp_path, capsys):
     )
     assert code == 0, err
     argv = [*CARTPOLE, "--total-steps", 256, "--checkpoint-dir", ckpt, "--resume"]
-    code, _, err = run_cli([*argv, "--gamma", "0.9"], capsys)
-    assert code == 1 and len(err.splitlines()) == 1
-    assert "gamma=0.999, this run has gamma=0.9" in err
+    saved = checkpoint.latest(ckpt)
+    for flags, message in (
+        (["--gamma", "0.9"], "gamma=0.999, this run has gamma=0.9"),  # the run's
+        (["--clip-coef", "0.1"], "clip_coef=0.2, this run has clip_coef=0.1"),  # PPO's
+        (["--algo", "trpo"], f"{saved} was written by PPO, not by --algo trpo"),
+        (["--max-kl", "0.02"], "--max-kl is a TRPO setting: it needs --algo trpo"),
+    ):
+        code, _, err = run_cli([*argv, *flags], capsys)
+        assert code == 1 and len(err.splitlines()) == 1 and message in err, err
     # --total-steps may change: a finished run can be extended
     code, out, err = run_cli([*argv, "--quiet"], capsys)
     assert code == 0, err
@@ -147,28 +178,50 @@ def test_trpo_trains_from_the_command_line_and_resumes_with_its_settings(
     tmp_path, capsys
 ):
     ckpt = tmp_path / "ckpt"
-    argv = [*CARTPOLE, "--checkpoint-dir", ckpt, "--quiet"]
+    argv = [*CARTPOLE_RUN, "--checkpoint-dir", ckpt, "--quiet"]
     code, out, err = run_cli(
         [*argv, "--algo", "trpo", "--max-kl", "0.02", "--total-steps", 128], capsys
     )
     assert code == 0, err
     assert json.loads(out)["algorithm"] == "TRPO"
     saved = checkpoint.load(checkpoint.latest(ckpt))["algorithm"]
-    assert saved["name"] == "TRPO" and saved["state"]["max_kl"] == 0.02
+    assert saved["name"] == "TRPO" and saved["state"] == {}
+    assert saved["config"] == asdict(TRPOConfig(max_kl=0.02, num_minibatches=2))
     # --resume alone continues TRPO, with the checkpoint's settings
     code, out, err = run_cli([*argv, "--resume", "--total-steps", 256], capsys)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["algorithm"] == "TRPO" and summary["env_steps"] == 256
-    # another algorithm, or another TRPO setting, is refused in one line
+    # another algorithm, another TRPO setting or a PPO one is refused in one line
     for flags, message in (
-        (["--algo", "ppo"], "written by TRPO, this run trains with PPO"),
+        (["--algo", "ppo"], "was written by TRPO, not by --algo ppo"),
         (["--max-kl", "0.05"], "max_kl=0.02, this run has max_kl=0.05"),
+        (["--num-minibatches", "4"], "num_minibatches=2, this run has num_mini"),
+        (["--update-epochs", "1"], "--update-epochs is a PPO setting: --algo trpo"),
     ):
         code, _, err = run_cli(
             [*argv, "--resume", "--total-steps", 384, *flags], capsys
         )
         assert code == 1 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_configs_from_args_sends_each_flag_to_its_config():
+    args = build_parser().parse_args(
+        ["--env", "Pendulum-v1", "--gamma", "0.9", "--algo", "trpo"]
+        + ["--max-kl", "0.02", "--clip-coef", "0.1"]
+    )
+    assert given_settings(args, RunConfig) == {"env_id": "Pendulum-v1", "gamma": 0.9}
+    assert given_settings(args, TRPOConfig) == {"max_kl": 0.02, "clip_coef": 0.1}
+    assert given_settings(args, PPOConfig) == {"clip_coef": 0.1}  # a shared one
+    run_cfg, algorithm, loaded = configs_from_args(args)
+    assert loaded is None and type(algorithm) is TRPO
+    assert (run_cfg, algorithm.config) == presets.for_env(
+        "Pendulum-v1", "trpo", gamma=0.9, max_kl=0.02, clip_coef=0.1
+    )
+    assert algorithm.config.num_minibatches == 16  # Box actions: BOX_DEFAULTS
+    run_cfg, algorithm, _ = configs_from_args(build_parser().parse_args([]))
+    assert type(algorithm) is PPO  # no --algo: PPO, with the book's defaults
+    assert (run_cfg, algorithm.config) == (RunConfig(), PPOConfig())
 
 
 def test_a_resume_reads_its_checkpoint_once(tmp_path, capsys, monkeypatch):
@@ -190,7 +243,7 @@ def test_a_resume_reads_its_checkpoint_once(tmp_path, capsys, monkeypatch):
 @pytest.mark.processes
 def test_a_real_process_reports_a_removed_env_in_one_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "ppo_helpers.train", "--env", "LunarLander-v2"],
+        [sys.executable, "-m", "ppo_helpers.cli", "--env", "LunarLander-v2"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -210,7 +263,7 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_log(
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     mine = ["--log", killed / "run.csv", "--checkpoint-dir", killed / "ckpt"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ppo_helpers.train", *map(str, args + mine)],
+        [sys.executable, "-m", "ppo_helpers.cli", *map(str, args + mine)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},

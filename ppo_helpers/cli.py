@@ -1,17 +1,17 @@
 """Command line: train PPO, log every episode, checkpoint, resume (chapter 9).
 
-    python -m ppo_helpers.train --env LunarLander-v3 --seed 0 \\
+    python -m ppo_helpers.cli --env LunarLander-v3 --seed 0 \\
         --total-steps 1000000 --log run.csv --checkpoint-dir ckpt/
 
 trains on any env with a flat Box observation and Discrete or Box actions; for
-Box actions it starts from the book's continuous defaults (ppo.BOX_DEFAULTS),
+Box actions it starts from the book's continuous defaults (presets.BOX_DEFAULTS),
 and flags given here override either set. It
 
 writes one CSV row per finished episode (env_steps, wall_s, episode_return,
 episode_length; flushed after every update), and with --tensorboard DIR
 TensorBoard scalars of every episode and update; shows a progress line on stderr,
 and ends by printing one JSON line with the run's summary on stdout. Every
-PPOConfig field is a flag, and so is every setting of TRPO (--algo trpo);
+field of the run's config and of PPO's and TRPO's (--algo trpo) is a flag;
 --help lists each with its default and range.
 After a crash or kill -9, the same command with --resume continues from the
 newest checkpoint and ends with exactly the weights of an uninterrupted run;
@@ -31,17 +31,36 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 
-from ppo_helpers import checkpoint, ppo, trpo
-from ppo_helpers.checks import check_range
+from ppo_helpers import checkpoint, presets
+from ppo_helpers.checks import OneOf, Range, check_range
+from ppo_helpers.optim import UpdateConfig
 from ppo_helpers.outputs import CSVLog, Outputs, Progress, TensorBoard
+from ppo_helpers.ppo import PPOConfig
 from ppo_helpers.ranks import SINGLE, Ranks, on_rank0
 from ppo_helpers.rollout import evaluate
-from ppo_helpers.run import check_resume_config, progress_of, train
+from ppo_helpers.run import (
+    RESUMABLE_CHANGES,
+    Algorithm,
+    RunConfig,
+    check_resume_config,
+    progress_of,
+    train,
+)
 from ppo_helpers.timing import NOT_TIMED, PhaseTimes
+from ppo_helpers.trpo import TRPOConfig
 
-PROG = "python -m ppo_helpers.train"
+PROG = "python -m ppo_helpers.cli"
 FLAG_NAMES = {"env_id": ("--env", "--env-id")}
-ALGORITHMS = {"ppo": "PPO", "trpo": "TRPO"}  # --algo: the class a checkpoint names
+SHARED = {f.name for f in fields(UpdateConfig)}
+CONFIG_GROUPS = (  # the flags' groups in --help: title, fields
+    ("run config (run.RunConfig)", fields(RunConfig)),
+    ("update, PPO and TRPO (optim.UpdateConfig)", fields(UpdateConfig)),
+    ("PPO (ppo.PPOConfig)", [f for f in fields(PPOConfig) if f.name not in SHARED]),
+    (
+        "TRPO, with --algo trpo (trpo.TRPOConfig)",
+        [f for f in fields(TRPOConfig) if f.name not in SHARED],
+    ),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +86,7 @@ def _config_help(f) -> str:
     accepted = f.metadata["accepted"]
     shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
     suffix = "" if accepted is None else f"; {accepted}"
-    if isinstance(accepted, ppo.Range):
+    if isinstance(accepted, Range):
         suffix = f"; range {accepted}"
     return f"{f.metadata['doc']} (default: {shown}{suffix})"
 
@@ -84,7 +103,7 @@ def _add_fields(group, config_fields) -> None:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, tuple):
             kwargs.update(type=integer, nargs="+", metavar="N")
-        elif isinstance(f.metadata["accepted"], ppo.OneOf):
+        elif isinstance(f.metadata["accepted"], OneOf):
             kwargs.update(choices=f.metadata["accepted"], metavar="NAME")
         elif isinstance(default, str):
             kwargs.update(type=str, metavar="ID")
@@ -95,16 +114,11 @@ def _add_fields(group, config_fields) -> None:
         group.add_argument(*flags, **kwargs)
 
 
-def trpo_fields() -> list:
-    """``trpo.TRPO``'s own fields: all but the run's config."""
-    return [f for f in fields(trpo.TRPO) if f.name != "cfg"]
-
-
 def build_parser(
     prog: str = PROG, description: str | None = None
 ) -> argparse.ArgumentParser:
-    """One flag per ``PPOConfig`` and ``trpo.TRPO`` field, generated from the
-    dataclasses and their docs.
+    """One flag per field of ``RunConfig``, ``PPOConfig`` and ``TRPOConfig``,
+    generated from the dataclasses and their docs.
 
     ``ppo_helpers.distributed`` adds its own flags to this parser.
     """
@@ -113,16 +127,12 @@ def build_parser(
         description=description or "\n\n".join(__doc__.split("\n\n")[:3]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_fields(
-        parser.add_argument_group("PPO config (ppo.PPOConfig)"), fields(ppo.PPOConfig)
-    )
-    _add_fields(
-        parser.add_argument_group("TRPO, with --algo trpo (trpo.TRPO)"), trpo_fields()
-    )
+    for title, config_fields in CONFIG_GROUPS:
+        _add_fields(parser.add_argument_group(title), config_fields)
     run = parser.add_argument_group("run")
     run.add_argument(
         "--algo",
-        choices=tuple(ALGORITHMS),
+        choices=tuple(presets.ALGORITHMS),
         metavar="NAME",
         help="ppo, or trpo with the TRPO flags above (default: ppo, or the "
         "checkpoint's with --resume; one of ppo, trpo)",
@@ -177,67 +187,74 @@ def build_parser(
     return parser
 
 
-def given_config(args: argparse.Namespace) -> dict:
-    """The ``PPOConfig`` fields among parsed ``args``: the flags that were given."""
-    names = {f.name for f in fields(ppo.PPOConfig)}
+def given_settings(args: argparse.Namespace, config_class: type) -> dict:
+    """The fields of ``config_class`` among parsed ``args``: the flags given."""
+    names = {f.name for f in fields(config_class)}
     return {k: v for k, v in vars(args).items() if k in names}
 
 
-def _algorithm(
-    args: argparse.Namespace, cfg: ppo.PPOConfig, saved: dict | None
-) -> ppo.PPO | trpo.TRPO:
-    """The algorithm that ``args`` ask for, on ``cfg``.
-
-    ``--algo``, else the one the checkpoint's ``saved`` algorithm entry names,
-    else PPO. A resumed TRPO starts from the checkpoint's settings, and TRPO
-    flags given on the command line override them (``train`` then refuses any
-    change).
-    """
-    by_class = {name: flag for flag, name in ALGORITHMS.items()}
-    name = args.algo or (by_class.get(saved["name"]) if saved else None) or "ppo"
-    names = {f.name for f in trpo_fields()}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    if name == "ppo":
-        if given:
-            flag = "--" + next(iter(given)).replace("_", "-")
+def _check_algorithm_flags(args: argparse.Namespace, algo: str) -> None:
+    """``ValueError`` for a flag of the other algorithm's own settings."""
+    other = "trpo" if algo == "ppo" else "ppo"
+    given = given_settings(args, presets.ALGORITHMS[other][1]).keys() - SHARED
+    if given:
+        flag = "--" + sorted(given)[0].replace("_", "-")
+        if other == "trpo":
             raise ValueError(f"{flag} is a TRPO setting: it needs --algo trpo")
-        return ppo.PPO(cfg)
-    base = saved["state"] if saved and saved["name"] == ALGORITHMS["trpo"] else {}
-    return trpo.TRPO(cfg, **{**base, **given})
+        raise ValueError(f"{flag} is a PPO setting: --algo trpo does not use it")
 
 
-def _config(
+def configs_from_args(
     args: argparse.Namespace,
-) -> tuple[ppo.PPOConfig, ppo.PPO | trpo.TRPO, checkpoint.Loaded | None]:
+) -> tuple[RunConfig, Algorithm, checkpoint.Loaded | None]:
     """The run's config, its algorithm and the checkpoint to resume from (None
     for a new run), read once: ``train`` takes it as it is.
 
-    A new run starts from ``PPOConfig.for_env`` (the Box defaults for Box
-    actions). When resuming, the checkpoint's config is the base and flags given
-    on the command line override it (``train`` then refuses any change but
-    ``run.RESUMABLE_CHANGES``).
+    A new run starts from ``presets.for_env`` (the Box defaults for Box
+    actions). When resuming, the checkpoint's configs are the base and flags
+    given on the command line override them (``train`` then refuses any change
+    but ``run.RESUMABLE_CHANGES``); the algorithm is the checkpoint's.
     """
-    given = given_config(args)
     if not args.resume:
-        cfg = ppo.PPOConfig.for_env(**given)
-        return cfg, _algorithm(args, cfg, None), None
+        algo = args.algo or "ppo"
+        _check_algorithm_flags(args, algo)
+        algo_class, config_class = presets.ALGORITHMS[algo]
+        run_cfg, algo_cfg = presets.for_env(
+            algo=algo,
+            **given_settings(args, RunConfig),
+            **given_settings(args, config_class),
+        )
+        return run_cfg, algo_class(algo_cfg), None
     if args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir")
     loaded = checkpoint.load_latest(args.checkpoint_dir)
     path, state = loaded
+    saved = state["algorithm"]
+    by_class = {c.__name__: name for name, (c, _) in presets.ALGORITHMS.items()}
+    algo = by_class.get(saved["name"])
+    if algo is None or args.algo not in (None, algo):
+        raise checkpoint.CheckpointError(
+            f"{path} was written by {saved['name']}, not by --algo {args.algo}"
+        )
+    _check_algorithm_flags(args, algo)
+    algo_class, config_class = presets.ALGORITHMS[algo]
     try:
-        cfg = ppo.PPOConfig(**{**state["config"], **given})
+        run_cfg = RunConfig(**{**state["config"], **given_settings(args, RunConfig)})
+        algo_cfg = config_class(
+            **{**saved["config"], **given_settings(args, config_class)}
+        )
     except TypeError as err:
         raise checkpoint.CheckpointError(
             f"{path} has an unusable config: {err}"
         ) from None
-    check_resume_config(state, cfg, path)
-    return cfg, _algorithm(args, cfg, state["algorithm"]), loaded
+    check_resume_config(state["config"], run_cfg, path, RESUMABLE_CHANGES)
+    check_resume_config(saved["config"], algo_cfg, path)
+    return run_cfg, algo_class(algo_cfg), loaded
 
 
 def _open_outputs(
     args: argparse.Namespace,
-    cfg: ppo.PPOConfig,
+    cfg: RunConfig,
     episodes: list,
     env_steps: int,
     ranks: Ranks,
@@ -293,7 +310,7 @@ def train_from_args(
     check_range("checkpoint_every", args.checkpoint_every, 1)
     check_range("threads", args.threads, 1)
     check_range("eval_episodes", args.eval_episodes, 0)
-    cfg, algorithm, loaded = on_rank0(ranks, lambda: _config(args))
+    cfg, algorithm, loaded = on_rank0(ranks, lambda: configs_from_args(args))
     episodes, resume_steps = progress_of(loaded.state) if loaded else ([], 0)
     outputs = _open_outputs(args, cfg, episodes, resume_steps, ranks)
     torch.set_num_threads(args.threads)
