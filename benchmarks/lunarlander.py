@@ -127,8 +127,9 @@ def evaluate_checkpoints(folder: Path, episodes: int) -> dict[int, dict]:
     for path in sorted(folder.glob("step_*.pt")):
         state = checkpoint.load(path)
         agent = run.load_agent(path)
-        returns = rollout.evaluate(agent, state["config"]["env_id"], episodes)
-        out[state["env_steps"]] = {
+        env_id = run.saved_configs(state).run["env_id"]
+        returns = rollout.evaluate(agent, env_id, episodes)
+        out[run.progress_of(state)[1]] = {
             "mean": float(returns.mean()),
             "std": float(returns.std()),
         }

@@ -44,6 +44,7 @@ from ppo_helpers.run import (
     RunConfig,
     check_resume_config,
     progress_of,
+    saved_configs,
     train,
 )
 from ppo_helpers.timing import NOT_TIMED, PhaseTimes
@@ -229,26 +230,26 @@ def configs_from_args(
         raise ValueError("--resume needs --checkpoint-dir")
     loaded = checkpoint.load_latest(args.checkpoint_dir)
     path, state = loaded
-    saved = state["algorithm"]
+    saved = saved_configs(state)
     by_class = {c.__name__: name for name, (c, _) in presets.ALGORITHMS.items()}
-    algo = by_class.get(saved["name"])
+    algo = by_class.get(saved.algorithm)
     if algo is None or args.algo not in (None, algo):
         raise checkpoint.CheckpointError(
-            f"{path} was written by {saved['name']}, not by --algo {args.algo}"
+            f"{path} was written by {saved.algorithm}, not by --algo {args.algo}"
         )
     _check_algorithm_flags(args, algo)
     algo_class, config_class = presets.ALGORITHMS[algo]
     try:
-        run_cfg = RunConfig(**{**state["config"], **given_settings(args, RunConfig)})
+        run_cfg = RunConfig(**{**saved.run, **given_settings(args, RunConfig)})
         algo_cfg = config_class(
-            **{**saved["config"], **given_settings(args, config_class)}
+            **{**saved.algorithm_config, **given_settings(args, config_class)}
         )
     except TypeError as err:
         raise checkpoint.CheckpointError(
             f"{path} has an unusable config: {err}"
         ) from None
-    check_resume_config(state["config"], run_cfg, path, RESUMABLE_CHANGES)
-    check_resume_config(saved["config"], algo_cfg, path)
+    check_resume_config(saved.run, run_cfg, path, RESUMABLE_CHANGES)
+    check_resume_config(saved.algorithm_config, algo_cfg, path)
     return run_cfg, algo_class(algo_cfg), loaded
 
 

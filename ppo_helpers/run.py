@@ -314,18 +314,19 @@ class RunState:
     def load_state_dict(self, state: dict, path: Path) -> None:
         """Continue from ``state``; its run config must equal ours but for
         ``RESUMABLE_CHANGES``, and its algorithm and that one's config ours."""
-        check_resume_config(state["config"], self.cfg, path, RESUMABLE_CHANGES)
+        saved = saved_configs(state)
+        check_resume_config(saved.run, self.cfg, path, RESUMABLE_CHANGES)
         if len(state["ranks"]) != self.ranks.world_size:
             raise checkpoint.CheckpointError(
                 f"{path} was written by {len(state['ranks'])} ranks, "
                 f"this run has {self.ranks.world_size}"
             )
-        saved, ours = state["algorithm"]["name"], type(self.algorithm).__name__
-        if saved != ours:
+        ours = type(self.algorithm).__name__
+        if saved.algorithm != ours:
             raise checkpoint.CheckpointError(
-                f"{path} was written by {saved}, this run trains with {ours}"
+                f"{path} was written by {saved.algorithm}, this run trains with {ours}"
             )
-        check_resume_config(state["algorithm"]["config"], self.algorithm.config, path)
+        check_resume_config(saved.algorithm_config, self.algorithm.config, path)
         self.algorithm.load_state_dict(state["algorithm"]["state"])
         mine = state["ranks"][self.ranks.rank]
         self.agent.load_state_dict(state["agent"])
@@ -345,7 +346,7 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
     the run had reached.
     """
     state = checkpoint.load(path)
-    cfg = RunConfig(**state["config"])
+    cfg = RunConfig(**saved_configs(state).run)
     agent = ActorCritic(
         checkpoint.space_from_state(state["spaces"]["observation"]),
         checkpoint.space_from_state(state["spaces"]["action"]),
@@ -361,6 +362,21 @@ def load_agent(path: str | os.PathLike) -> ActorCritic:
 def progress_of(state: dict) -> tuple[list[Episode], int]:
     """The episode log and the env steps of a checkpoint's ``state``."""
     return [Episode(*e) for e in state["episodes"]], state["env_steps"]
+
+
+class SavedConfigs(NamedTuple):
+    """The configs a checkpoint was written with, as ``RunState.state_dict``
+    stores them: the run's fields, the algorithm's class name and its fields."""
+
+    run: dict
+    algorithm: str
+    algorithm_config: dict
+
+
+def saved_configs(state: dict) -> SavedConfigs:
+    """``SavedConfigs`` of a checkpoint's ``state``."""
+    algorithm = state["algorithm"]
+    return SavedConfigs(state["config"], algorithm["name"], algorithm["config"])
 
 
 def _save(directory: str | os.PathLike, env_steps: int, state: dict) -> None:

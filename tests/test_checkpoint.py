@@ -175,6 +175,12 @@ def test_a_checkpoint_keeps_the_run_config_and_the_algorithms_config_and_state(
     }
     assert state["algorithm"]["config"]["clip_coef"] == 0.1
     assert "clip_coef" not in state["config"] and "gamma" in state["config"]
+    # run.saved_configs names the parts, for readers outside run.RunState
+    assert run.saved_configs(state) == (
+        asdict(result.config),
+        "PPO",
+        asdict(result.algorithm.config),
+    )
 
 
 def test_resume_refuses_a_different_config(tmp_path, tiny):
